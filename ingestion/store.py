@@ -1,0 +1,140 @@
+"""Idempotent persistence of interactions and feedback: an event id is stored once; a changed payload is a conflict.
+
+Functions take the caller's session and only flush; the caller owns the transaction.
+"""
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from schemas import feedback as fb_wire
+from schemas import tables as t
+from schemas.interaction import Interaction
+
+
+@dataclass
+class StoreOutcome:
+    """What happened to each event of a batch."""
+
+    stored: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+
+
+def payload_hash(item) -> str:
+    """A short stable hash of the validated payload; the same event sent twice hashes the same."""
+    return hashlib.blake2b(item.__pydantic_serializer__.to_json(item), digest_size=16).hexdigest()
+
+
+def _insert(session: Session, table):
+    dialect = session.get_bind().dialect.name
+    ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return ins(table).on_conflict_do_nothing(index_elements=["event_id"]).returning(table.c.event_id)
+
+
+def _dedupe(items: list) -> tuple[dict[str, tuple[object, str]], StoreOutcome]:
+    """Collapse repeats inside one batch: same payload is a duplicate, a different one a conflict."""
+    seen: dict[str, tuple[object, str]] = {}
+    outcome = StoreOutcome()
+    for item in items:
+        h = payload_hash(item)
+        prev = seen.get(item.event_id)
+        if prev is None:
+            seen[item.event_id] = (item, h)
+        elif prev[1] == h:
+            outcome.duplicates.append(item.event_id)
+        else:
+            outcome.conflicts.append(item.event_id)
+    return seen, outcome
+
+
+def _classify(session: Session, table, seen: dict, inserted: set[str], outcome: StoreOutcome) -> None:
+    rest = [eid for eid in seen if eid not in inserted]
+    outcome.stored.extend(eid for eid in seen if eid in inserted)
+    if not rest:
+        return
+    existing = dict(session.execute(select(table.c.event_id, table.c.payload_hash).where(table.c.event_id.in_(rest))).all())
+    for eid in rest:
+        (outcome.duplicates if existing.get(eid) == seen[eid][1] else outcome.conflicts).append(eid)
+
+
+def interaction_row(item: Interaction, h: str, now: datetime) -> dict:
+    """The `interaction` row of one validated interaction."""
+    return {
+        "event_id": item.event_id, "payload_hash": h, "occurred_at": item.occurred_at, "received_at": now,
+        "app": item.app, "conversation_id": item.conversation_id, "turn": item.turn,
+        "prompt": item.prompt_text(),
+        "messages": [m.model_dump() for m in item.messages] if item.messages else None,
+        "response": item.response, "model_name": item.model.name, "model_version": item.model.version,
+        "policy_version": item.policy_version, "prompt_template_id": item.prompt_template_id,
+        "decoding": item.decoding.model_dump(exclude_none=True) if item.decoding else None,
+        "latency_ms": item.latency_ms,
+        "prompt_tokens": item.tokens.prompt if item.tokens else None,
+        "completion_tokens": item.tokens.completion if item.tokens else None,
+        "consent_training": item.consent.training, "consent_analytics": item.consent.analytics,
+        "reward_scores": item.reward_scores,
+        "verifier_passed": item.verifier.passed if item.verifier else None,
+        "verifier": item.verifier.model_dump() if item.verifier else None,
+        "metadata": item.metadata,
+    }
+
+
+def store_interactions(session: Session, items: list[Interaction], extra: dict[str, dict] | None = None) -> StoreOutcome:
+    """Insert new interactions (ON CONFLICT DO NOTHING), report duplicates and conflicts, link waiting feedback.
+
+    `extra` maps an event id to more column values for its row (descriptors computed by the pipeline).
+    """
+    seen, outcome = _dedupe(items)
+    now = datetime.now(timezone.utc)
+    rows = []
+    for eid, (item, h) in seen.items():
+        row = interaction_row(item, h, now)
+        if extra and eid in extra:
+            row.update(extra[eid])
+        rows.append(row)
+    table = t.Interaction.__table__
+    inserted = set(session.execute(_insert(session, table), rows).scalars()) if rows else set()
+    _classify(session, table, seen, inserted, outcome)
+    if inserted:
+        link_feedback(session, list(inserted))
+    return outcome
+
+
+def link_feedback(session: Session, interaction_event_ids: list[str]) -> int:
+    """Point feedback that arrived before its interaction at the interaction's row."""
+    fb, it = t.Feedback.__table__, t.Interaction.__table__
+    sub = select(it.c.id).where(it.c.event_id == fb.c.interaction_event_id).scalar_subquery()
+    res = session.execute(
+        update(fb).where(fb.c.interaction_id.is_(None), fb.c.interaction_event_id.in_(interaction_event_ids))
+        .values(interaction_id=sub).execution_options(synchronize_session=False)
+    )
+    return res.rowcount or 0
+
+
+def feedback_row(item, h: str, interaction_id: int | None, now: datetime) -> dict:
+    """The `feedback` row of one validated feedback event."""
+    common = {"event_id", "interaction_id", "source", "author_id", "occurred_at", "kind", "schema_version"}
+    return {
+        "event_id": item.event_id, "payload_hash": h, "interaction_event_id": item.interaction_id,
+        "interaction_id": interaction_id, "kind": item.kind, "source": item.source, "author_id": item.author_id,
+        "is_negative": fb_wire.is_negative(item), "occurred_at": item.occurred_at, "received_at": now,
+        "body": item.model_dump(mode="json", exclude=common),
+    }
+
+
+def store_feedback(session: Session, items: list) -> StoreOutcome:
+    """Insert new feedback, linked to its interaction when that is already stored."""
+    seen, outcome = _dedupe(items)
+    now = datetime.now(timezone.utc)
+    it = t.Interaction.__table__
+    refs = {item.interaction_id for item, _ in seen.values()}
+    ids = dict(session.execute(select(it.c.event_id, it.c.id).where(it.c.event_id.in_(refs))).all()) if refs else {}
+    rows = [feedback_row(item, h, ids.get(item.interaction_id), now) for item, h in seen.values()]
+    table = t.Feedback.__table__
+    inserted = set(session.execute(_insert(session, table), rows).scalars()) if rows else set()
+    _classify(session, table, seen, inserted, outcome)
+    return outcome

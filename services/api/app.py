@@ -1,0 +1,42 @@
+"""Application factory."""
+
+import logging
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from services import db
+from services.api import errors, health, ingest
+from services.settings import Settings, get_settings
+
+log = logging.getLogger("ff.api")
+
+
+def _openapi(app: FastAPI):
+    def build():
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        comps = schema.setdefault("components", {}).setdefault("schemas", {})
+        for path in schema.get("paths", {}).values():
+            for op in path.values():
+                comps.update(op.pop("x-defs", {}) or {})
+        app.openapi_schema = schema
+        return schema
+
+    return build
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API on the given settings (default: from the environment)."""
+    settings = settings or get_settings()
+    app = FastAPI(title="Feedback Factory", version="0.1.0",
+                  description="Production feedback and badcase monitoring for LLMs.")
+    app.state.settings = settings
+    app.state.engine = db.make_engine(settings.database_url)
+    app.state.sessions = db.session_factory(app.state.engine)
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(ingest.router)
+    app.openapi = _openapi(app)
+    return app

@@ -1,0 +1,34 @@
+"""The one ingest pipeline (validate → store → flag) shared by the HTTP API and the Kafka consumer."""
+
+from prometheus_client import Counter
+from sqlalchemy.orm import Session
+
+from ingestion import store
+from ingestion.store import StoreOutcome
+
+EVENTS = Counter("ff_events_total", "Events taken by the ingest pipeline", ["kind", "outcome"])
+
+
+def _count(kind: str, outcome: StoreOutcome) -> None:
+    EVENTS.labels(kind, "stored").inc(len(outcome.stored))
+    EVENTS.labels(kind, "duplicate").inc(len(outcome.duplicates))
+    EVENTS.labels(kind, "conflict").inc(len(outcome.conflicts))
+
+
+def ingest_interactions(session: Session, items: list) -> StoreOutcome:
+    """Store validated interactions idempotently; the caller commits."""
+    outcome = store.store_interactions(session, items)
+    _count("interaction", outcome)
+    return outcome
+
+
+def ingest_feedback(session: Session, items: list) -> StoreOutcome:
+    """Store validated feedback idempotently; the caller commits."""
+    outcome = store.store_feedback(session, items)
+    _count("feedback", outcome)
+    return outcome
+
+
+def ingest(session: Session, kind: str, items: list) -> StoreOutcome:
+    """Dispatch a batch of one kind (`interaction` or `feedback`)."""
+    return (ingest_interactions if kind == "interaction" else ingest_feedback)(session, items)

@@ -1,0 +1,61 @@
+"""`feedback-factory up`: the whole local stack on embedded defaults (what `make run` starts)."""
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from services import db
+from services.settings import Settings
+
+log = logging.getLogger("ff.up")
+
+
+def bootstrap(settings: Settings) -> str:
+    """Migrate the database and create an admin key for this run; return the plain key."""
+    from services import auth
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db.upgrade(settings.database_url)
+    engine = db.make_engine(settings.database_url)
+    with db.unit_of_work(db.session_factory(engine)) as session:
+        _, key = auth.create_key(session, role="admin", name=f"make-run-{int(time.time())}")
+    engine.dispose()
+    return key
+
+
+def run(settings: Settings) -> None:
+    """Start the API (and, when available, the embedded broker and the consumer) until Ctrl-C."""
+    import uvicorn
+
+    from services.api import create_app
+
+    key = bootstrap(settings)
+    children: list[subprocess.Popen] = []
+    env = dict(os.environ)
+    if not settings.kafka_bootstrap_servers:
+        from services import broker
+
+        server = broker.start_embedded(settings.data_dir)
+        children.append(server.process)
+        env["FF_KAFKA_BOOTSTRAP_SERVERS"] = server.bootstrap
+        settings = settings.model_copy(update={"kafka_bootstrap_servers": server.bootstrap})
+    children.append(subprocess.Popen([sys.executable, "-m", "services.cli", "consume"], env=env))
+    print(json.dumps({"api": f"http://{settings.host}:{settings.port}", "docs": f"http://{settings.host}:{settings.port}/docs",
+                      "admin_key": key, "kafka": settings.kafka_bootstrap_servers, "database": settings.database_url}),
+          flush=True)
+    print(f"\nFeedback Factory is up on http://{settings.host}:{settings.port}  (admin key: {key})\n", flush=True)
+    try:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+    finally:
+        for child in reversed(children):
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
