@@ -2,6 +2,7 @@
 
 import json
 import logging
+from pathlib import Path
 
 import typer
 
@@ -12,7 +13,9 @@ app = typer.Typer(help="Feedback Factory: production feedback and badcase monito
 db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+dlq_app = typer.Typer(help="Dead letters.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(dlq_app, name="dlq")
 
 
 def _echo_json(obj) -> None:
@@ -73,6 +76,33 @@ def up() -> None:
 
     _setup_logging()
     up_mod.run(get_settings())
+
+
+@app.command()
+def consume(metrics_port: int = typer.Option(None, help="Prometheus port (FF_KAFKA_METRICS_PORT; 0 disables).")) -> None:
+    """Run the Kafka consumer group on the interaction and feedback topics."""
+    from services import consume as consume_mod
+
+    _setup_logging()
+    consume_mod.run(get_settings(), metrics_port)
+
+
+@app.command()
+def produce(file: Path = typer.Argument(..., exists=True, help="JSONL file, one event per line."),
+            kind: str = typer.Option("interaction", help="interaction | feedback"),
+            topic: str = typer.Option(None, help="Override the topic.")) -> None:
+    """Send a JSONL file of events to Kafka (key = conversation id) for trying the service out."""
+    from services import produce as produce_mod
+
+    _echo_json(produce_mod.produce_file(get_settings(), file, kind=kind, topic=topic))
+
+
+@dlq_app.command("replay")
+def dlq_replay(ids: list[int] = typer.Option(None, "--id", help="Only these dead letters (default: all open).")) -> None:
+    """Run open dead letters through the ingest pipeline again (after a fix); print what happened."""
+    from services import replay
+
+    _echo_json(replay.replay(get_settings(), ids or None))
 
 
 if __name__ == "__main__":

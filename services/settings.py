@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     kafka_heartbeat_interval_ms: int = 1000
     kafka_max_poll_interval_ms: int = 5000
     kafka_metrics_port: int = 9108
+    kafka_partitions: int = 6
 
     # review
     reviewers_per_item: int = 3

@@ -12,6 +12,8 @@ class DeadLetter(Base):
     """A message that could not be stored, with its original bytes and reason, or a broker incident."""
 
     __tablename__ = "dead_letters"
+    # One dead letter per source position and kind: a re-delivered poison message is not recorded twice.
+    __table_args__ = (UniqueConstraint("topic", "partition", "offset", "kind"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(20), default="poison")  # poison | conflict | incident

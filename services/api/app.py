@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from services import db
-from services.api import errors, health, ingest
+from services.api import errors, health, ingest, ops
 from services.settings import Settings, get_settings
 
 log = logging.getLogger("ff.api")
@@ -38,5 +38,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(ingest.router)
+    app.include_router(ops.router)
     app.openapi = _openapi(app)
     return app

@@ -1,0 +1,1 @@
+"""Badcase detection: per-response descriptors, rules, review queue and agreement."""

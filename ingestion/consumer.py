@@ -1,0 +1,211 @@
+"""The Kafka consumer loop: poll a batch, validate, store it in one transaction, then commit the offsets.
+
+At-least-once from Kafka, idempotent in the database: offsets are committed only after the rows (and the dead
+letters, and the per-partition progress) are committed, so a crash re-delivers the uncommitted batch and the
+event-id uniqueness absorbs it. While the database is down the loop pauses its partitions, keeps polling (so it
+stays in the group), and retries the same batch with backoff.
+"""
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ingestion import deadletter, decode, offsets
+
+log = logging.getLogger("ff.ingestion.consumer")
+
+RECORDS = Counter("ff_consumer_records_total", "Records consumed", ["kind", "outcome"])
+BATCHES = Counter("ff_consumer_batches_total", "Batches stored and committed")
+BATCH_SECONDS = Histogram("ff_consumer_batch_seconds", "Time to store and commit one batch")
+DB_RETRIES = Counter("ff_consumer_db_retries_total", "Batch store attempts that failed on the database")
+LAG = Gauge("ff_consumer_lag", "High-water mark minus the next offset to store", ["topic", "partition"])
+
+# Database down or connection lost; IntegrityError only from a progress row raced by a rebalanced peer.
+RETRYABLE = (OperationalError, InterfaceError, IntegrityError)
+
+IngestFn = Callable[[Session, str, list], object]  # returns an ingestion.store.StoreOutcome
+
+
+@dataclass
+class ConsumerConfig:
+    """Where to consume from and the group settings (short timeouts: Tansu joins promptly only with them)."""
+
+    bootstrap_servers: str
+    topics: dict[str, str]  # topic -> kind ("interaction" | "feedback")
+    dlq_topic: str = "ff.dlq"
+    group_id: str = "feedback-factory"
+    max_poll_records: int = 500
+    session_timeout_ms: int = 6000
+    heartbeat_interval_ms: int = 1000
+    max_poll_interval_ms: int = 5000
+    poll_timeout_ms: int = 500
+    max_backoff_s: float = 5.0
+    client_id: str = "feedback-factory-consumer"
+    extra: dict = field(default_factory=dict)
+
+
+def make_consumer(cfg: ConsumerConfig) -> KafkaConsumer:
+    """A kafka-python group consumer with manual commits."""
+    return KafkaConsumer(
+        *cfg.topics, bootstrap_servers=cfg.bootstrap_servers, group_id=cfg.group_id, client_id=cfg.client_id,
+        enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=cfg.max_poll_records,
+        session_timeout_ms=cfg.session_timeout_ms, heartbeat_interval_ms=cfg.heartbeat_interval_ms,
+        max_poll_interval_ms=cfg.max_poll_interval_ms, fetch_max_bytes=16 * 1024 * 1024,
+        max_partition_fetch_bytes=4 * 1024 * 1024, **cfg.extra,
+    )
+
+
+def make_producer(bootstrap_servers: str) -> KafkaProducer:
+    """A producer for dead letters; not idempotent (an idempotent one dies for good after a broker restart)."""
+    return KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", linger_ms=5, enable_idempotence=False)
+
+
+class BatchConsumer:
+    """Runs the poll → validate → store → commit loop until `stop()` is called."""
+
+    def __init__(self, cfg: ConsumerConfig, sessions: sessionmaker, ingest: IngestFn,
+                 consumer: KafkaConsumer | None = None):
+        self.cfg, self.sessions, self.ingest = cfg, sessions, ingest
+        self.consumer = consumer or make_consumer(cfg)
+        self.producer: KafkaProducer | None = None
+        self._running = True
+        self._last_check = 0.0
+
+    def stop(self) -> None:
+        """Ask the loop to finish its batch, commit and leave the group."""
+        self._running = False
+
+    def run(self) -> None:
+        """Consume until stopped; then close the consumer (leaving the group)."""
+        log.info("ingestion.consumer.started topics=%s group=%s", list(self.cfg.topics), self.cfg.group_id)
+        try:
+            while self._running:
+                batch = self.consumer.poll(timeout_ms=self.cfg.poll_timeout_ms)
+                if batch:
+                    self.process(batch)
+                elif time.monotonic() - self._last_check > 5:
+                    self._check_offsets()
+        finally:
+            self.consumer.close(autocommit=False)
+            if self.producer is not None:
+                self.producer.close(timeout=5)
+            log.info("ingestion.consumer.stopped")
+
+    def process(self, batch: dict[TopicPartition, list]) -> None:
+        """Store one polled batch (retrying while the database is down), dead-letter its poison, commit offsets."""
+        t0 = time.perf_counter()
+        by_kind: dict[str, list] = defaultdict(list)
+        records_by_event: dict[tuple[str, str], object] = {}
+        poison: list[dict] = []
+        for tp, records in batch.items():
+            kind = self.cfg.topics[tp.topic]
+            for rec in records:
+                item = decode.decode_message(kind, rec.value)
+                if isinstance(item, decode.DecodeError):
+                    poison.append(deadletter.row(reason=item.reason, error=item.error, topic=tp.topic,
+                                                 partition=tp.partition, offset=rec.offset, key=rec.key, payload=rec.value))
+                    RECORDS.labels(kind, "dead_letter").inc()
+                else:
+                    by_kind[kind].append(item)
+                    records_by_event[(kind, item.event_id)] = rec
+        new_dead = self._store_with_retry(batch, by_kind, records_by_event, poison)
+        self._publish_dead_letters(new_dead)
+        commit = {tp: OffsetAndMetadata(recs[-1].offset + 1, "", -1) for tp, recs in batch.items()}
+        try:
+            self.consumer.commit(commit)
+        except Exception as exc:  # a rebalance took the partitions: the new owner re-reads, idempotently
+            log.warning("ingestion.consumer.commit_failed error=%r", exc)
+        for tp, recs in batch.items():
+            hw = self.consumer.highwater(tp)
+            if hw is not None:
+                LAG.labels(tp.topic, tp.partition).set(max(hw - recs[-1].offset - 1, 0))
+        BATCHES.inc()
+        BATCH_SECONDS.observe(time.perf_counter() - t0)
+
+    def _store(self, batch, by_kind, records_by_event, poison) -> list[dict]:
+        with self.sessions() as session:
+            try:
+                dead = list(poison)
+                for kind, items in by_kind.items():
+                    outcome = self.ingest(session, kind, items)
+                    for eid in outcome.conflicts:
+                        rec = records_by_event[(kind, eid)]
+                        dead.append(deadletter.row(kind="conflict", reason="conflict", topic=rec.topic,
+                                                   partition=rec.partition, offset=rec.offset, key=rec.key,
+                                                   payload=rec.value,
+                                                   error=f"event id {eid!r} was stored before with a different payload"))
+                    RECORDS.labels(kind, "stored").inc(len(outcome.stored))
+                    RECORDS.labels(kind, "duplicate").inc(len(outcome.duplicates))
+                new = deadletter.record(session, dead)
+                incidents = offsets.advance(session, self.cfg.group_id, batch, self.consumer.highwater)
+                new += deadletter.record(session, incidents)
+                session.commit()
+                return new
+            except BaseException:
+                session.rollback()
+                raise
+
+    def _store_with_retry(self, batch, by_kind, records_by_event, poison) -> list[dict]:
+        backoff = 0.2
+        paused = False
+        while True:
+            try:
+                new = self._store(batch, by_kind, records_by_event, poison)
+                if paused:
+                    self.consumer.resume(*self.consumer.paused())
+                    log.info("ingestion.consumer.database_back")
+                return new
+            except RETRYABLE as exc:
+                DB_RETRIES.inc()
+                log.warning("ingestion.consumer.database_unavailable retry_in=%.1fs error=%s", backoff,
+                            str(exc).splitlines()[0][:200])
+                if not paused:
+                    self.consumer.pause(*self.consumer.assignment())
+                    paused = True
+                # Keep polling while paused: it returns nothing but keeps this member in the group.
+                deadline = time.monotonic() + backoff
+                while time.monotonic() < deadline:
+                    self.consumer.poll(timeout_ms=max(int((deadline - time.monotonic()) * 1000), 1))
+                backoff = min(backoff * 2, self.cfg.max_backoff_s)
+
+    def _publish_dead_letters(self, rows: list[dict]) -> None:
+        if not rows:
+            return
+        for attempt in (1, 2):
+            try:
+                if self.producer is None:
+                    self.producer = make_producer(self.cfg.bootstrap_servers)
+                futures = [self.producer.send(self.cfg.dlq_topic, key=r["key"], value=r["payload"] or b"",
+                                              headers=deadletter.headers(r)) for r in rows]
+                self.producer.flush(timeout=10)
+                for f in futures:
+                    f.get(timeout=10)
+                return
+            except Exception as exc:  # the table holds them regardless; recreate the producer once
+                log.warning("ingestion.consumer.dlq_publish_failed attempt=%d error=%r", attempt, exc)
+                if self.producer is not None:
+                    self.producer.close(timeout=1)
+                self.producer = None
+
+    def _check_offsets(self) -> None:
+        """While idle: compare the broker's high-water marks with what we stored (a broker that lost its log)."""
+        self._last_check = time.monotonic()
+        assigned = self.consumer.assignment()
+        if not assigned:
+            return
+        try:
+            with self.sessions() as session:
+                incidents = offsets.check_highwater(session, self.cfg.group_id, assigned, self.consumer.highwater)
+                new = deadletter.record(session, incidents)
+                session.commit()
+            self._publish_dead_letters(new)
+        except (OperationalError, DBAPIError) as exc:
+            log.warning("ingestion.consumer.offset_check_skipped error=%s", str(exc).splitlines()[0][:200])
