@@ -4,10 +4,11 @@ Functions take the caller's session and only flush; the caller owns the transact
 """
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from sqlalchemy import select, update
+from sqlalchemy import String, any_, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -30,10 +31,47 @@ def payload_hash(item) -> str:
     return hashlib.blake2b(item.__pydantic_serializer__.to_json(item), digest_size=16).hexdigest()
 
 
-def _insert(session: Session, table):
-    dialect = session.get_bind().dialect.name
-    ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return ins(table).on_conflict_do_nothing(index_elements=["event_id"]).returning(table.c.event_id)
+def _is_pg(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _in(session: Session, column, values: list[str]):
+    """`column IN values`; on PostgreSQL as `= ANY(array)` so the statement text stays short and cached."""
+    if _is_pg(session):
+        return column == any_(bindparam("ids_" + column.name, values, type_=postgresql.ARRAY(String)))
+    return column.in_(values)
+
+
+def _copy_insert(session: Session, table, rows: list[dict]) -> set[str]:
+    """PostgreSQL: COPY into a temp staging table, then INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING.
+
+    A multi-row VALUES statement with thousands of placeholders costs psycopg more to parse than the insert itself.
+    """
+    cols = list(rows[0])
+    stage = f"_stage_{table.name}"
+    col_list = ", ".join(f'"{c}"' for c in cols)
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cur:
+        cur.execute(f'CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS '
+                    f'SELECT {col_list} FROM "{table.name}" WITH NO DATA')
+        with cur.copy(f"COPY {stage} ({col_list}) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row([json.dumps(v) if isinstance(v, (dict, list)) else v for v in r.values()])
+        cur.execute(f'INSERT INTO "{table.name}" ({col_list}) SELECT {col_list} FROM {stage} '
+                    f'ON CONFLICT (event_id) DO NOTHING RETURNING event_id')
+        inserted = {r[0] for r in cur.fetchall()}
+        cur.execute(f"TRUNCATE {stage}")
+    return inserted
+
+
+def _insert_new(session: Session, table, rows: list[dict]) -> set[str]:
+    """Insert rows whose event id is new; return the event ids actually inserted."""
+    if not rows:
+        return set()
+    if _is_pg(session):
+        return _copy_insert(session, table, rows)
+    stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=["event_id"]).returning(table.c.event_id)
+    return set(session.execute(stmt, rows).scalars())
 
 
 def _dedupe(items: list) -> tuple[dict[str, tuple[object, str]], StoreOutcome]:
@@ -57,7 +95,7 @@ def _classify(session: Session, table, seen: dict, inserted: set[str], outcome: 
     outcome.stored.extend(eid for eid in seen if eid in inserted)
     if not rest:
         return
-    existing = dict(session.execute(select(table.c.event_id, table.c.payload_hash).where(table.c.event_id.in_(rest))).all())
+    existing = dict(session.execute(select(table.c.event_id, table.c.payload_hash).where(_in(session, table.c.event_id, rest))).all())
     for eid in rest:
         (outcome.duplicates if existing.get(eid) == seen[eid][1] else outcome.conflicts).append(eid)
 
@@ -97,7 +135,7 @@ def store_interactions(session: Session, items: list[Interaction], extra: dict[s
             row.update(extra[eid])
         rows.append(row)
     table = t.Interaction.__table__
-    inserted = set(session.execute(_insert(session, table), rows).scalars()) if rows else set()
+    inserted = _insert_new(session, table, rows)
     _classify(session, table, seen, inserted, outcome)
     if inserted:
         link_feedback(session, list(inserted))
@@ -109,7 +147,7 @@ def link_feedback(session: Session, interaction_event_ids: list[str]) -> int:
     fb, it = t.Feedback.__table__, t.Interaction.__table__
     sub = select(it.c.id).where(it.c.event_id == fb.c.interaction_event_id).scalar_subquery()
     res = session.execute(
-        update(fb).where(fb.c.interaction_id.is_(None), fb.c.interaction_event_id.in_(interaction_event_ids))
+        update(fb).where(fb.c.interaction_id.is_(None), _in(session, fb.c.interaction_event_id, interaction_event_ids))
         .values(interaction_id=sub).execution_options(synchronize_session=False)
     )
     return res.rowcount or 0
@@ -132,9 +170,9 @@ def store_feedback(session: Session, items: list) -> StoreOutcome:
     now = datetime.now(timezone.utc)
     it = t.Interaction.__table__
     refs = {item.interaction_id for item, _ in seen.values()}
-    ids = dict(session.execute(select(it.c.event_id, it.c.id).where(it.c.event_id.in_(refs))).all()) if refs else {}
+    ids = dict(session.execute(select(it.c.event_id, it.c.id).where(_in(session, it.c.event_id, list(refs)))).all()) if refs else {}
     rows = [feedback_row(item, h, ids.get(item.interaction_id), now) for item, h in seen.values()]
     table = t.Feedback.__table__
-    inserted = set(session.execute(_insert(session, table), rows).scalars()) if rows else set()
+    inserted = _insert_new(session, table, rows)
     _classify(session, table, seen, inserted, outcome)
     return outcome

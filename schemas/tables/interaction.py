@@ -39,6 +39,17 @@ class Interaction(Base):
     verifier_passed: Mapped[bool | None] = mapped_column(Boolean)
     verifier: Mapped[dict | None]
     meta: Mapped[dict] = mapped_column("metadata", default=dict)
+    # descriptors, computed by the ingest pipeline (badcase.descriptors)
+    length_chars: Mapped[int | None]
+    length_words: Mapped[int | None]
+    length_tokens: Mapped[int | None]
+    refusal_class: Mapped[str | None] = mapped_column(String(20))
+    is_refusal: Mapped[bool | None] = mapped_column(Boolean)
+    sycophancy_marker: Mapped[bool | None] = mapped_column(Boolean)
+    sycophancy_flip: Mapped[bool | None] = mapped_column(Boolean)
+    domain_bucket: Mapped[str | None] = mapped_column(String(20), index=True)
+    rm_score: Mapped[float | None] = mapped_column(Float)
+    rm_disagreement: Mapped[float | None] = mapped_column(Float)
 
 
 class Feedback(Base):
