@@ -59,3 +59,45 @@ class DeadLetterOut(BaseModel):
     payload: str | None
     status: str
     created_at: datetime
+
+
+class BadcaseReasonOut(BaseModel):
+    """One rule that fired, with its evidence."""
+
+    rule: str
+    severity: str
+    evidence: dict[str, Any]
+    rules_version: str
+    created_at: datetime
+
+
+class BadcaseOut(BaseModel):
+    """A badcase with why it was flagged and where it stands."""
+
+    id: int
+    interaction_event_id: str
+    status: str
+    severity: str
+    priority: float
+    reasons: list[str]
+    bucket: str | None
+    model_version: str | None
+    cluster_key: str | None
+    cluster_size: int
+    is_exploration: bool
+    admitted: bool
+    required_reviews: int
+    submissions_count: int
+    created_at: datetime
+    resolved_at: datetime | None
+    details: list[BadcaseReasonOut] = []
+    interaction: InteractionOut | None = None
+
+
+class Page(BaseModel):
+    """A page of results."""
+
+    total: int
+    limit: int
+    offset: int
+    items: list[Any]

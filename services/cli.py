@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from services import db
+from services import cli_drift, cli_retrain, db
 from services.settings import get_settings
 
 app = typer.Typer(help="Feedback Factory: production feedback and badcase monitoring for LLMs.", no_args_is_help=True)
@@ -16,6 +16,9 @@ app.add_typer(db_app, name="db")
 dlq_app = typer.Typer(help="Dead letters.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(cli_drift.app, name="drift")
+app.add_typer(cli_drift.probes_app, name="probes")
+app.add_typer(cli_retrain.app, name="retrain")
 
 
 def _echo_json(obj) -> None:

@@ -5,6 +5,7 @@ from sqlalchemy.orm import Session
 
 from ingestion import store
 from ingestion.store import StoreOutcome
+from services import flagging
 
 EVENTS = Counter("ff_events_total", "Events taken by the ingest pipeline", ["kind", "outcome"])
 
@@ -16,15 +17,18 @@ def _count(kind: str, outcome: StoreOutcome) -> None:
 
 
 def ingest_interactions(session: Session, items: list) -> StoreOutcome:
-    """Store validated interactions idempotently; the caller commits."""
-    outcome = store.store_interactions(session, items)
+    """Compute descriptors, store validated interactions idempotently, flag badcases; the caller commits."""
+    outcome = store.store_interactions(session, items, flagging.descriptor_columns(items))
+    flagging.flag_interactions(session, outcome.stored)
     _count("interaction", outcome)
     return outcome
 
 
 def ingest_feedback(session: Session, items: list) -> StoreOutcome:
-    """Store validated feedback idempotently; the caller commits."""
+    """Store validated feedback idempotently and re-evaluate the interactions it is about; the caller commits."""
     outcome = store.store_feedback(session, items)
+    stored = set(outcome.stored)
+    flagging.flag_feedback(session, [f for f in items if f.event_id in stored])
     _count("feedback", outcome)
     return outcome
 

@@ -6,7 +6,9 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from services import db
-from services.api import errors, health, ingest, ops
+from services.api import badcases, drift, errors, health, ingest, ops, retrain
+from services.api import ops_page
+from services.api import review, ui
 from services.settings import Settings, get_settings
 
 log = logging.getLogger("ff.api")
@@ -39,5 +41,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(ingest.router)
     app.include_router(ops.router)
+    app.include_router(review.router)
+    app.include_router(ui.router)
+    app.include_router(badcases.router)
+    app.include_router(drift.router)
+    app.include_router(retrain.router)
+    app.include_router(ops_page.router)
     app.openapi = _openapi(app)
     return app

@@ -3,7 +3,7 @@
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
 from schemas import tables as t
@@ -29,6 +29,8 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+# Database ids in paths: bounded so an out-of-range number is a 422, not a driver overflow.
+ObjectId = Annotated[int, Path(ge=1, le=2**62)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 

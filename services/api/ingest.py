@@ -17,6 +17,8 @@ from services.api.deps import BodyDep, SessionDep, SettingsDep, require
 from services.api.errors import ERROR_RESPONSES
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
+DESCRIPTORS = ("length_chars", "length_words", "length_tokens", "refusal_class", "is_refusal", "sycophancy_marker",
+               "sycophancy_flip", "domain_bucket", "rm_score", "rm_disagreement")
 
 
 def _body_schema(model) -> dict:
@@ -59,7 +61,7 @@ def interaction_out(row: t.Interaction, feedback: list[t.Feedback]) -> Interacti
     """The read shape of a stored interaction."""
     data = {c: getattr(row, c) for c in InteractionOut.model_fields if hasattr(row, c) and c not in ("feedback", "metadata")}
     data["metadata"] = row.meta
-    data["descriptors"] = getattr(row, "descriptors", None) or {}
+    data["descriptors"] = {c: getattr(row, c) for c in DESCRIPTORS}
     data["feedback"] = [FeedbackOut.model_validate(f, from_attributes=True) for f in feedback]
     return InteractionOut(**data)
 

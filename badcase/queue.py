@@ -1,0 +1,408 @@
+"""The review queue: k blind review slots per badcase, leased claims, submissions, the per-item gate, adjudication.
+
+Functions take the caller's session and plain values, flush, and never commit. Concurrency: on PostgreSQL a
+claim takes the first free slot with `SELECT … FOR NO KEY UPDATE SKIP LOCKED` (claims of one reviewer are serialised
+on the reviewer row), and the count-based status change of a badcase runs under its row lock; on SQLite every
+mutating function starts with a write, which takes SQLite's one write lock at once (BEGIN IMMEDIATE semantics).
+"""
+
+import random
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import and_, false, func, or_, select, true, update
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm.attributes import set_committed_value
+
+from badcase import gating, routing, rubric_store
+from badcase import rubric as rubric_mod
+from badcase.review_errors import (AlreadySubmitted, LeaseLost, NotALead, NotInAdjudication, RubricMismatch,
+                                   SessionCapReached)
+from schemas import tables as t
+from schemas.errors import InvalidInput, NotFound
+
+ACTIVE = ("queued", "in_review")
+DECIDED = ("resolved", "dismissed", "adjudication", "ambiguous")
+PAUSED_RUBRIC = ("needs_revision",)
+# Idle this long and the next claim starts a new review session: the session cap counts unbroken reviewing.
+SESSION_BREAK = timedelta(minutes=15)
+_RNG = random.SystemRandom()
+_UNLOADED = object()
+# The column a no-op write touches to take SQLite's write lock on a row's table (never a key: no FK checks).
+_NOOP_COLUMN = {"reviewer": "active", "review_task": "slot", "badcase": "priority", "rubric_version": "used"}
+
+
+@dataclass
+class Claim:
+    """A leased review slot and its item; `resumed` when the reviewer already held it."""
+
+    task: t.ReviewTask
+    badcase: t.Badcase
+    resumed: bool = False
+    # Kept so the caller's blind view finds them in the session instead of loading them again.
+    interaction: t.Interaction | None = None
+    rubric: t.RubricVersion | None = None
+
+
+@dataclass
+class SubmitResult:
+    """A stored submission and, when it was the k-th, the gate's decision on the item."""
+
+    submission: t.ReviewSubmission
+    badcase: t.Badcase
+    decision: gating.Decision | None = None
+
+
+def aware(dt: datetime | None) -> datetime | None:
+    """A stored time as timezone-aware UTC (SQLite hands back naive datetimes)."""
+    return dt.replace(tzinfo=timezone.utc) if dt is not None and dt.tzinfo is None else dt
+
+
+def is_postgres(session: Session) -> bool:
+    """Whether the session talks to PostgreSQL."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def locked(session: Session, cls, row_id: int):
+    """Load a row under a lock: `FOR NO KEY UPDATE` on PostgreSQL, SQLite's write lock (a no-op write) there."""
+    if not is_postgres(session):
+        table = cls.__table__
+        column = table.c[_NOOP_COLUMN[table.name]]
+        session.execute(update(table).where(table.c.id == row_id).values({column: column}))
+    stmt = select(cls).where(cls.id == row_id).execution_options(populate_existing=True)
+    if is_postgres(session):
+        # NO KEY UPDATE: the foreign keys of rows other transactions insert (claims, submissions) take KEY SHARE
+        # locks on this row, which a plain FOR UPDATE would wait for, deadlocking two concurrent submitters.
+        stmt = stmt.with_for_update(key_share=True)
+    return session.scalars(stmt).one_or_none()
+
+
+def enqueue(session: Session, badcase: t.Badcase, k: int, rubric_version_id: int | None) -> list[t.ReviewTask]:
+    """Open k review slots for a flagged badcase and mark it queued (gold items get a slot per reviewer on claim)."""
+    if k < 1:
+        raise InvalidInput("an item needs at least one reviewer", [{"loc": ["k"], "msg": "must be >= 1"}])
+    if badcase.status not in ("flagged", "queued"):
+        return []
+    if badcase.id is None:
+        session.add(badcase)
+        session.flush()
+    have = session.scalar(select(func.count()).select_from(t.ReviewTask)
+                          .where(t.ReviewTask.badcase_id == badcase.id, t.ReviewTask.slot >= 0)) or 0
+    tasks = [] if badcase.is_gold else [t.ReviewTask(badcase_id=badcase.id, slot=s) for s in range(have, k)]
+    session.add_all(tasks)
+    badcase.status, badcase.required_reviews, badcase.rubric_version_id = "queued", k, rubric_version_id
+    session.flush()
+    return tasks
+
+
+def _domain_filter(domains: list[str]):
+    if "*" in domains:
+        return true()
+    return t.Badcase.bucket.in_(domains) if domains else false()
+
+
+def _eligible(reviewer: t.Reviewer):
+    """Items this reviewer may get: active, in their domains, never claimed by them, rubric not paused."""
+    bc, rv, rc = t.Badcase, aliased(t.RubricVersion), t.ReviewClaim  # alias: the slot query joins the rubric too
+    claimed = select(rc.id).where(rc.badcase_id == bc.id, rc.reviewer_id == reviewer.id).exists()
+    paused = select(rv.id).where(rv.id == bc.rubric_version_id, rv.status.in_(PAUSED_RUBRIC)).exists()
+    return and_(bc.status.in_(ACTIVE), _domain_filter(list(reviewer.domains or [])), ~claimed, ~paused)
+
+
+def _open_slot(session: Session, reviewer: t.Reviewer, now: datetime) -> tuple | None:
+    """The free slot of the highest-priority eligible item, locked (skipping slots others are taking), with its
+    badcase, interaction, alternative and rubric (returned, not just loaded: the identity map holds them weakly)."""
+    tk, bc = t.ReviewTask, t.Badcase
+    free = or_(tk.status == "open", and_(tk.status == "leased", tk.lease_expires_at < now))
+    # The badcase and interaction come along in the same round trip (unlocked: only the slot is locked).
+    alt = _alternative_body(t.Interaction.event_id).scalar_subquery()
+    stmt = (select(tk, bc, t.Interaction, alt, t.RubricVersion).join(bc, bc.id == tk.badcase_id)
+            .join(t.Interaction, t.Interaction.id == bc.interaction_id)
+            .outerjoin(t.RubricVersion, t.RubricVersion.id == bc.rubric_version_id)
+            .where(free, bc.is_gold.is_(False), _eligible(reviewer))
+            .order_by(bc.priority.desc(), bc.id, tk.slot).limit(1))
+    if is_postgres(session):
+        stmt = stmt.with_for_update(skip_locked=True, of=tk, key_share=True)
+    return session.execute(stmt.execution_options(populate_existing=True)).first()
+
+
+def _gold_slot(session: Session, reviewer: t.Reviewer) -> t.ReviewTask | None:
+    """A new slot of a gold item this reviewer has not seen; slot = -reviewer id, so slots never collide."""
+    bc = t.Badcase
+    gold = session.scalars(select(bc).where(bc.is_gold.is_(True), _eligible(reviewer))
+                           .order_by(bc.priority.desc(), bc.id).limit(1)).first()
+    if gold is None:
+        return None
+    task = t.ReviewTask(badcase_id=gold.id, slot=-reviewer.id)
+    session.add(task)
+    session.flush()
+    return task
+
+
+def _open_session(reviewer_id):
+    """The id of the reviewer's open review session (a subquery; `reviewer_id` may be a column)."""
+    rs = aliased(t.ReviewSession)  # an alias, so it never correlates with a review_session of the outer query
+    return (select(rs.id).where(rs.reviewer_id == reviewer_id, rs.ended_at.is_(None))
+            .order_by(rs.id.desc()).limit(1).scalar_subquery())
+
+
+def _touch_session(session: Session, reviewer_id: int, now: datetime, cap_minutes: float | None,
+                   row: t.ReviewSession | None | object = _UNLOADED) -> t.ReviewSession:
+    """Record activity in the reviewer's current session; with a cap, refuse once the session has run that long."""
+    if row is _UNLOADED:
+        row = session.scalars(select(t.ReviewSession).where(t.ReviewSession.id == _open_session(reviewer_id))).first()
+    if row is not None and now - aware(row.last_activity_at) > SESSION_BREAK:
+        row.ended_at, row = row.last_activity_at, None
+    if row is None:
+        row = t.ReviewSession(reviewer_id=reviewer_id, started_at=now, last_activity_at=now)
+        session.add(row)
+    elif cap_minutes is not None and now - aware(row.started_at) >= timedelta(minutes=cap_minutes):
+        rest = int(SESSION_BREAK.total_seconds() // 60)
+        raise SessionCapReached(f"you have reviewed for {cap_minutes:g} minutes: take a break of {rest} minutes, "
+                                "then claim again")
+    row.last_activity_at = now
+    return row
+
+
+def _alternative_of(body: dict | None) -> str | None:
+    return body and (body.get("edited_response") or body.get("ideal_response"))
+
+
+def _alternative_body(event_id):
+    """The body of the first edit or demonstration of an interaction (a column or an event id)."""
+    fb = t.Feedback
+    return (select(fb.body).where(fb.interaction_event_id == event_id, fb.kind.in_(("edit", "demonstration")))
+            .order_by(fb.id).limit(1))
+
+
+def alternative_response(session: Session, interaction_event_id: str) -> str | None:
+    """The user's edit or demonstration of a response (the first one given), if any; looked up once per session."""
+    cache = session.info.setdefault("ff_alternatives", {})
+    if interaction_event_id not in cache:
+        cache[interaction_event_id] = _alternative_of(session.scalar(_alternative_body(interaction_event_id)))
+    return cache[interaction_event_id]
+
+
+def held(session: Session, reviewer_id: int, now: datetime) -> t.ReviewTask | None:
+    """The slot this reviewer holds under a live lease, if any."""
+    tk = t.ReviewTask
+    return session.scalars(select(tk).where(tk.reviewer_id == reviewer_id, tk.status == "leased",
+                                            tk.lease_expires_at >= now).order_by(tk.id).limit(1)).first()
+
+
+def _lock_reviewer(session: Session, reviewer_id: int, now: datetime) -> tuple[int | None, t.ReviewSession | None]:
+    """Lock the reviewer (their claims run one at a time, so never the same item twice) and read, in the same round
+    trip, the slot they hold under a live lease and their open review session."""
+    rv, tk, rs = t.Reviewer, t.ReviewTask, t.ReviewSession
+    if not is_postgres(session):
+        locked_table = rv.__table__
+        session.execute(update(locked_table).where(locked_table.c.id == reviewer_id)
+                        .values(active=locked_table.c.active))
+    held_id = (select(tk.id).where(tk.reviewer_id == rv.id, tk.status == "leased", tk.lease_expires_at >= now)
+               .order_by(tk.id).limit(1).scalar_subquery())
+    stmt = select(held_id, rs).select_from(rv).outerjoin(rs, rs.id == _open_session(rv.id)).where(rv.id == reviewer_id)
+    if is_postgres(session):
+        stmt = stmt.with_for_update(of=rv, key_share=True)
+    held_task, current = session.execute(stmt).one()
+    return held_task, current
+
+
+def claim_next(session: Session, reviewer: t.Reviewer, now: datetime, lease_seconds: int, session_cap_minutes: float,
+               *, gold_share: float = 0.0, rng: random.Random | None = None) -> Claim | None:
+    """Lease the reviewer the next item in their domains (by priority), or None when there is nothing for them."""
+    rng = rng or _RNG
+    held_task, current = _lock_reviewer(session, reviewer.id, now)
+    if held_task is not None:
+        task = session.get(t.ReviewTask, held_task)
+        return Claim(task, session.get(t.Badcase, task.badcase_id), resumed=True)
+    _touch_session(session, reviewer.id, now, session_cap_minutes, current)
+    task = _gold_slot(session, reviewer) if gold_share > 0 and rng.random() < gold_share else None
+    found = (task, None, None, None, None) if task is not None else _open_slot(session, reviewer, now)
+    if found is None:
+        return None
+    task, badcase, interaction, alt_body, rubric = found
+    if interaction is not None:  # the alternative came with the slot: no second look-up
+        session.info.setdefault("ff_alternatives", {})[interaction.event_id] = _alternative_of(alt_body)
+    if task.status == "leased":  # an expired lease taken over
+        session.execute(update(t.ReviewClaim).where(t.ReviewClaim.task_id == task.id, t.ReviewClaim.outcome.is_(None))
+                        .values(outcome="expired", ended_at=now))
+    badcase = badcase or session.get(t.Badcase, task.badcase_id)
+    interaction = interaction or session.get(t.Interaction, badcase.interaction_id)
+    pairwise = alternative_response(session, interaction.event_id) is not None
+    task.status, task.reviewer_id = "leased", reviewer.id
+    task.lease_expires_at = now + timedelta(seconds=lease_seconds)
+    task.ab_order = rng.choice(("AB", "BA")) if pairwise else None
+    session.add(t.ReviewClaim(badcase_id=badcase.id, task_id=task.id, reviewer_id=reviewer.id, claimed_at=now))
+    # Conditional, not an ORM write: the badcase row is not locked here and may be gated concurrently.
+    if badcase.status == "queued":
+        started = session.execute(update(t.Badcase).where(t.Badcase.id == badcase.id, t.Badcase.status == "queued")
+                                  .values(status="in_review", updated_at=now).execution_options(synchronize_session=False))
+        if started.rowcount:
+            set_committed_value(badcase, "status", "in_review")
+    session.flush()
+    return Claim(task, badcase, interaction=interaction, rubric=rubric)
+
+
+def _owned_task(session: Session, task_id: int, reviewer: t.Reviewer) -> tuple[t.ReviewTask, t.ReviewClaim]:
+    """The task locked, checked to be leased to this reviewer, and the reviewer's claim on it."""
+    task = locked(session, t.ReviewTask, task_id)
+    if task is None:
+        raise NotFound(f"no review task {task_id}")
+    if task.reviewer_id == reviewer.id and task.status == "submitted":
+        raise AlreadySubmitted(f"task {task_id} was submitted already")
+    if task.reviewer_id != reviewer.id or task.status != "leased":
+        raise LeaseLost(f"task {task_id} is not leased to you (released, or expired and taken over): claim again")
+    claim = session.scalars(select(t.ReviewClaim).where(t.ReviewClaim.task_id == task.id,
+                                                        t.ReviewClaim.reviewer_id == reviewer.id)).one()
+    return task, claim
+
+
+def release(session: Session, task_id: int, reviewer: t.Reviewer, now: datetime) -> t.ReviewTask:
+    """Give a leased slot back to the queue; the reviewer will not get this item again."""
+    task, claim = _owned_task(session, task_id, reviewer)
+    claim.outcome, claim.ended_at = "released", now
+    task.status, task.reviewer_id, task.lease_expires_at, task.ab_order = "open", None, None, None
+    _touch_session(session, reviewer.id, now, None)
+    session.flush()
+    return task
+
+
+def _rubric_for(session: Session, badcase: t.Badcase, answer: Mapping[str, Any]) -> t.RubricVersion:
+    rid = answer.get("rubric_version_id")
+    row = session.get(t.RubricVersion, rid) if isinstance(rid, int) and not isinstance(rid, bool) else None
+    if row is None:
+        raise InvalidInput("name the rubric version you followed",
+                           [{"loc": ["rubric_version_id"], "msg": f"unknown rubric version {rid!r}", "type": "missing"}])
+    if badcase.rubric_version_id is not None and row.id != badcase.rubric_version_id:
+        raise RubricMismatch(f"this item is reviewed under rubric version {badcase.rubric_version_id}, not {row.id}")
+    return row
+
+
+def submit(session: Session, task_id: int, reviewer: t.Reviewer, answer: Mapping[str, Any], now: datetime, *,
+           threshold: float = 2 / 3, policy: str = gating.ADJUDICATION) -> SubmitResult:
+    """Store a reviewer's answer on a leased task and, when it is the k-th, gate the item under its row lock."""
+    task, claim = _owned_task(session, task_id, reviewer)
+    badcase = session.get(t.Badcase, task.badcase_id)
+    rubric = _rubric_for(session, badcase, answer)
+    errors = rubric_mod.validate_submission(rubric_store.as_dict(rubric), answer, pairwise=task.ab_order is not None)
+    if errors:
+        raise InvalidInput("the submission does not follow the rubric", errors)
+    if not rubric.used:  # the version is now immutable in use; conditional so it is written once
+        session.execute(update(t.RubricVersion).where(t.RubricVersion.id == rubric.id, t.RubricVersion.used.is_(False))
+                        .values(used=True).execution_options(synchronize_session=False))
+    preference = rubric_mod.derandomise(answer.get("preference"), task.ab_order)
+    plain = {**answer, "preference": preference}
+    gold = badcase.is_gold and isinstance(badcase.gold_answer, dict)
+    row = t.ReviewSubmission(
+        task_id=task.id, badcase_id=badcase.id, reviewer_id=reviewer.id, rubric_version_id=rubric.id,
+        verdict=answer["verdict"], category=answer.get("category") if answer["verdict"] else None,
+        ratings=dict(answer.get("ratings") or {}), preference=preference, ab_order=task.ab_order,
+        rewrite=_text(answer.get("rewrite")), critique=_text(answer.get("critique")),
+        justification=_text(answer.get("justification")), is_gold=badcase.is_gold,
+        gold_correct=rubric_mod.gold_correct(badcase.gold_answer, plain) if gold else None,
+        duration_s=(now - aware(claim.claimed_at)).total_seconds(), created_at=now)
+    session.add(row)
+    task.status, task.lease_expires_at = "submitted", None
+    claim.outcome, claim.ended_at = "submitted", now
+    _touch_session(session, reviewer.id, now, None)
+    session.flush()
+    decision = None if badcase.is_gold else _count_and_gate(session, badcase.id, now, threshold, policy)
+    return SubmitResult(row, session.get(t.Badcase, badcase.id), decision)
+
+
+def _text(value: Any) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def _count_and_gate(session: Session, badcase_id: int, now: datetime, threshold: float,
+                    policy: str) -> gating.Decision | None:
+    """Recount the item's submissions under its row lock; gate it exactly once, when the count reaches k."""
+    badcase = locked(session, t.Badcase, badcase_id)
+    subs = list(session.scalars(select(t.ReviewSubmission).where(t.ReviewSubmission.badcase_id == badcase_id)
+                                .order_by(t.ReviewSubmission.id)))
+    badcase.submissions_count = len(subs)
+    if len(subs) < badcase.required_reviews or badcase.status not in ACTIVE:
+        session.flush()
+        return None
+    decision = gating.decide([gating.Submission(str(s.reviewer_id), s.verdict, s.category, s.rewrite) for s in subs],
+                             threshold=threshold, policy=policy)
+    _apply(session, badcase, decision, subs, now)
+    session.flush()
+    return decision
+
+
+def _admit(session: Session, badcase: t.Badcase) -> None:
+    """Set `admitted` by admission control (resolved, consented, not gold, a chosen response, rubric not flagged)."""
+    rubric = session.get(t.RubricVersion, badcase.rubric_version_id) if badcase.rubric_version_id else None
+    interaction = session.get(t.Interaction, badcase.interaction_id)
+    ok, why = routing.admission(status=badcase.status, consent_training=interaction.consent_training,
+                                is_gold=badcase.is_gold, has_chosen=bool(badcase.chosen_response),
+                                rubric_status=rubric.status if rubric else "active")
+    badcase.admitted = ok
+    badcase.resolution = {**(badcase.resolution or {}), "not_admitted": why}
+
+
+def _apply(session: Session, badcase: t.Badcase, decision: gating.Decision, subs: list[t.ReviewSubmission],
+           now: datetime) -> None:
+    """Move a gated item to its outcome and record why."""
+    resolution = {"outcome": decision.outcome, "verdict": decision.verdict, "category": decision.category,
+                  "share": round(decision.share, 6), "supporters": [int(r) for r in decision.supporters],
+                  "reviews": len(subs), "gated_at": now.isoformat()}
+    chosen, status = None, decision.outcome
+    if decision.outcome == gating.RESOLVED:
+        if decision.needs_lead_pick:
+            status = gating.ADJUDICATION
+            resolution.update(reason="choose_rewrite", candidates=list(decision.candidates))
+        elif decision.chosen is not None:
+            chosen, resolution["chosen_from"] = decision.chosen, "reviewer_rewrite"
+        else:
+            # No rewrite on the agreeing side: the user's own edit wins if most of that side preferred it.
+            prefs = Counter(s.preference for s in subs if str(s.reviewer_id) in decision.supporters)
+            if prefs["rewrite"] * 2 > len(decision.supporters):
+                interaction = session.get(t.Interaction, badcase.interaction_id)
+                chosen = alternative_response(session, interaction.event_id)
+                resolution["chosen_from"] = "user_edit" if chosen else None
+    elif decision.outcome == gating.ADJUDICATION:
+        resolution["reason"] = "disagreement"
+    elif decision.outcome == gating.AMBIGUOUS:
+        resolution["prompt_flagged_for_rewrite"] = True
+    badcase.status, badcase.chosen_response, badcase.resolution = status, chosen, resolution
+    if status in ("resolved", "dismissed", "ambiguous"):
+        badcase.resolved_at = now
+    _admit(session, badcase)
+
+
+def adjudicate(session: Session, badcase: t.Badcase | int, lead: t.Reviewer, decision: Mapping[str, Any],
+               now: datetime) -> t.Badcase:
+    """A lead's decision on an item in adjudication: resolved (with category and chosen response), dismissed or ambiguous."""
+    if lead.role != "lead":
+        raise NotALead("only a lead reviewer may adjudicate")
+    row = locked(session, t.Badcase, badcase if isinstance(badcase, int) else badcase.id)
+    if row is None:
+        raise NotFound(f"no badcase {badcase}")
+    if row.status != "adjudication":
+        raise NotInAdjudication(f"badcase {row.id} is {row.status}, not in adjudication")
+    outcome = decision.get("outcome")
+    if outcome not in ("resolved", "dismissed", "ambiguous"):
+        raise InvalidInput("outcome must be resolved, dismissed or ambiguous",
+                           [{"loc": ["outcome"], "msg": f"got {outcome!r}", "type": "value_error"}])
+    category, chosen = decision.get("category"), _text(decision.get("chosen_response"))
+    if outcome == "resolved":
+        rubric = session.get(t.RubricVersion, row.rubric_version_id) if row.rubric_version_id else None
+        allowed = rubric.categories if rubric else rubric_mod.DEFAULT_RUBRIC["categories"]
+        if category not in allowed:
+            raise InvalidInput("a resolved badcase needs a failure category of its rubric",
+                               [{"loc": ["category"], "msg": f"one of {', '.join(allowed)}", "type": "value_error"}])
+    resolution = dict(row.resolution or {})
+    resolution["adjudication"] = {"lead_id": lead.id, "outcome": outcome, "category": category,
+                                  "note": _text(decision.get("note")), "at": now.isoformat()}
+    if outcome == "ambiguous":
+        resolution["prompt_flagged_for_rewrite"] = True
+    row.status, row.resolution, row.resolved_at = outcome, resolution, now
+    row.chosen_response = chosen if outcome == "resolved" else None
+    _admit(session, row)
+    session.flush()
+    return row

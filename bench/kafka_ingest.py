@@ -1,0 +1,153 @@
+"""Kafka ingest throughput, end to end (Kafka → validate → descriptors → store in PostgreSQL, idempotent → commit),
+printed beside the raw kafka-python consume rate (json decode only) and the raw idempotent PostgreSQL insert rate
+of the same rows, in the same run. Also the same pipeline without descriptors (their share of the time).
+
+    .venv/bin/python bench/kafka_ingest.py [--events 100000] [--runs 3] [--profile]
+"""
+
+import argparse
+import cProfile
+import io
+import json
+import pstats
+import time
+import uuid
+
+from _common import median, scratch_postgres, truncate
+from support.events import interaction
+
+
+def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    from kafka import KafkaProducer
+
+    p = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=10, batch_size=256 * 1024, enable_idempotence=False)
+    for i, v in enumerate(values):
+        p.send(topic, key=str(i % 1000).encode(), value=v)
+    p.flush()
+    p.close()
+
+
+def raw_consume(bootstrap: str, topic: str, n: int) -> float:
+    from kafka import KafkaConsumer, TopicPartition
+
+    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                      fetch_max_bytes=16 * 1024 * 1024, max_partition_fetch_bytes=4 * 1024 * 1024, max_poll_records=500)
+    tps = [TopicPartition(topic, p) for p in c.partitions_for_topic(topic)]
+    c.assign(tps)
+    c.seek_to_beginning(*tps)
+    got, t0 = 0, None
+    while got < n:
+        for recs in c.poll(timeout_ms=1000).values():
+            t0 = t0 or time.perf_counter()
+            for r in recs:
+                json.loads(r.value)
+            got += len(recs)
+    dt = time.perf_counter() - t0
+    c.close()
+    return n / dt
+
+
+def raw_insert(url: str, rows: list[dict]) -> float:
+    from ingestion import store
+    from services import db
+
+    truncate(url, "interaction")
+    engine = db.make_engine(url)
+    sessions = db.session_factory(engine)
+    t0 = time.perf_counter()
+    for i in range(0, len(rows), 500):
+        with db.unit_of_work(sessions) as s:
+            store._copy_insert(s, store.t.Interaction.__table__, rows[i:i + 500])
+    dt = time.perf_counter() - t0
+    engine.dispose()
+    return len(rows) / dt
+
+
+def end_to_end(bootstrap: str, topic: str, url: str, n: int, descriptors: bool, profile: bool = False):
+    from ingestion.consumer import BatchConsumer, ConsumerConfig
+    from services import db, flagging, pipeline
+
+    truncate(url, "badcase_reason", "badcase", "interaction", "partition_offset")
+    original = flagging.descriptor_columns
+    if not descriptors:
+        flagging.descriptor_columns = lambda items: {}
+    engine = db.make_engine(url)
+    cfg = ConsumerConfig(bootstrap_servers=bootstrap, topics={topic: "interaction"}, group_id=f"bench-{uuid.uuid4().hex[:6]}",
+                         max_poll_records=1000, max_poll_interval_ms=30000)
+    loop = BatchConsumer(cfg, db.session_factory(engine), pipeline.ingest)
+    done, t0 = 0, None
+    prof = cProfile.Profile() if profile else None
+    try:
+        while done < n:
+            batch = loop.consumer.poll(timeout_ms=1000)
+            if not batch:
+                continue
+            if t0 is None:
+                t0 = time.perf_counter()
+                if prof:
+                    prof.enable()
+            loop.process(batch)
+            done += sum(len(r) for r in batch.values())
+        dt = time.perf_counter() - t0
+    finally:
+        if prof:
+            prof.disable()
+        flagging.descriptor_columns = original
+        loop.consumer.close()
+        engine.dispose()
+    return n / dt, prof
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--profile", action="store_true")
+    a = ap.parse_args()
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    from ingestion import decode, store
+    from services.broker import start_embedded
+
+    events = [interaction(i) for i in range(a.events)]
+    values = [json.dumps(e).encode() for e in events]
+    size = sum(map(len, values)) / len(values)
+    items = [decode.decode_message("interaction", v) for v in values]
+    from datetime import datetime, timezone
+    now = datetime.now(timezone.utc)
+    rows = [store.interaction_row(it, store.payload_hash(it), now) for it in items]
+    broker = start_embedded()
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        topic = "bench.interactions"
+        admin.create_topics([NewTopic(topic, 6, 1)])
+        admin.close()
+        t0 = time.perf_counter()
+        produce(broker.bootstrap, topic, values)
+        produce_rate = a.events / (time.perf_counter() - t0)
+        with scratch_postgres() as url:
+            raw_c, raw_i, e2e, e2e_nodesc = [], [], [], []
+            for run in range(a.runs):
+                raw_c.append(raw_consume(broker.bootstrap, topic, a.events))
+                raw_i.append(raw_insert(url, rows))
+                e2e.append(end_to_end(broker.bootstrap, topic, url, a.events, True)[0])
+                e2e_nodesc.append(end_to_end(broker.bootstrap, topic, url, a.events, False)[0])
+                print(f"run {run}: end-to-end {e2e[-1]:,.0f}/s (without descriptors {e2e_nodesc[-1]:,.0f}/s) | "
+                      f"raw consume+json {raw_c[-1]:,.0f}/s | raw idempotent COPY insert {raw_i[-1]:,.0f} rows/s", flush=True)
+            if a.profile:
+                _, prof = end_to_end(broker.bootstrap, topic, url, a.events, True, profile=True)
+                s = io.StringIO()
+                pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(25)
+                print(s.getvalue())
+    finally:
+        broker.stop()
+    out = {"bench": "kafka_ingest", "events": a.events, "event_bytes": round(size), "produce_per_s": round(produce_rate),
+           "end_to_end_per_s": round(median(e2e)), "end_to_end_without_descriptors_per_s": round(median(e2e_nodesc)),
+           "raw_consume_json_per_s": round(median(raw_c)), "raw_pg_idempotent_insert_per_s": round(median(raw_i)),
+           "ratio_to_raw_consume": round(median(e2e) / median(raw_c), 3),
+           "descriptor_overhead": round(median(e2e_nodesc) / median(e2e) - 1, 3), "target_ratio": 0.33}
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Retraining: versioned preference datasets, reward-model refresh, DPO, launch helpers (torch is imported lazily)."""

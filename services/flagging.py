@@ -1,0 +1,90 @@
+"""Badcase detection inside the ingest pipeline: descriptors before storing, rules after, re-evaluation on feedback."""
+
+import threading
+import time
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from badcase import flagging, routing, rules
+from schemas import tables as t
+from services.settings import get_settings
+
+_BASELINES: dict = {"at": 0.0, "value": {}}
+_LOCK = threading.Lock()
+BASELINE_TTL_S = 60.0
+
+
+def descriptor_columns(items: list) -> dict[str, dict]:
+    """Descriptor columns per event id for a batch of validated interactions (one vectorised call)."""
+    if not items:
+        return {}
+    from badcase import descriptors
+
+    prompts = [it.prompt_text() for it in items]
+    responses = [it.response for it in items]
+    messages = [[m.model_dump() for m in it.messages] + [{"role": "assistant", "content": it.response}]
+                if it.messages else None for it in items]
+    cols = descriptors.compute(prompts, responses, messages)
+    out = {}
+    for i, it in enumerate(items):
+        row = {name: _py(values[i]) for name, values in cols.items()}
+        row["rm_score"], row["rm_disagreement"] = rules.reward_summary(it.reward_scores)
+        out[it.event_id] = row
+    return out
+
+
+def _py(v):
+    return v.item() if hasattr(v, "item") else v
+
+
+def _baselines(session: Session) -> dict:
+    with _LOCK:
+        if time.monotonic() - _BASELINES["at"] > BASELINE_TTL_S:
+            _BASELINES["value"] = flagging.length_baselines(session)
+            _BASELINES["at"] = time.monotonic()
+        return _BASELINES["value"]
+
+
+def _negative_feedback(session: Session, event_ids: list[str]) -> dict[str, list[dict]]:
+    fb = t.Feedback
+    rows = session.execute(select(fb.interaction_event_id, fb.event_id, fb.kind, fb.body)
+                           .where(fb.is_negative.is_(True), fb.interaction_event_id.in_(event_ids))).all()
+    out: dict[str, list[dict]] = {}
+    for iid, eid, kind, body in rows:
+        out.setdefault(iid, []).append({"feedback_id": eid, "kind": kind, **{k: v for k, v in body.items() if k != "metadata"}})
+    return out
+
+
+_COLS = ("id", "event_id", "prompt", "response", "model_version", "domain_bucket", "length_chars", "is_refusal",
+         "refusal_class", "sycophancy_marker", "sycophancy_flip", "rm_score", "rm_disagreement", "verifier_passed",
+         "verifier")
+
+
+def flag_interactions(session: Session, event_ids: list[str], exploration_share: float | None = None) -> int:
+    """Run the detection rules on newly stored interactions; flagged ones (and an exploration sample) become badcases."""
+    if not event_ids:
+        return 0
+    it = t.Interaction
+    rows = [dict(r._mapping) for r in session.execute(select(*[getattr(it, c) for c in _COLS]).where(it.event_id.in_(event_ids)))]
+    negative = _negative_feedback(session, event_ids)
+    baselines = _baselines(session)
+    share = get_settings().exploration_share if exploration_share is None else exploration_share
+    n = 0
+    for row in rows:
+        firings = rules.evaluate(row, negative_feedback=negative.get(row["event_id"]),
+                                 baseline=baselines.get((row["domain_bucket"], row["model_version"])))
+        if firings or routing.explore(row["event_id"], share):
+            flagging.record(session, interaction=row, firings=firings, exploration=not firings)
+            n += 1
+    return n
+
+
+def flag_feedback(session: Session, feedback_items: list) -> int:
+    """Feedback that arrives after its interaction re-evaluates it (negative feedback flags it)."""
+    targets = sorted({f.interaction_id for f in feedback_items if f.kind in ("thumbs", "rating", "edit", "regenerate")})
+    if not targets:
+        return 0
+    it = t.Interaction
+    stored = list(session.scalars(select(it.event_id).where(it.event_id.in_(targets))))
+    return flag_interactions(session, stored) if stored else 0
