@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: install
-	$(VENV)/bin/feedback-factory up
+	$(VENV)/bin/feedback-factory demo
 
 test: install
 	$(VENV)/bin/lint-imports

@@ -72,7 +72,9 @@ class LengthBaseline:
 
 def robust_z(length: int, base: LengthBaseline) -> float:
     """Robust z-score of a length against its baseline (log scale, MAD scaled to σ)."""
-    scale = max(1.4826 * base.mad, 0.05)
+    # Floor the scale: on a very regular baseline a MAD near 0 would flag any small change. 0.3 in log space means
+    # a response must be about 2.9x (or 1/2.9 of) the typical length before it is an anomaly at z = 3.5.
+    scale = max(1.4826 * base.mad, 0.3)
     return (math.log1p(length) - base.median) / scale
 
 

@@ -73,12 +73,12 @@ def main() -> None:
 
 
 @app.command()
-def up() -> None:
+def up(demo: bool = typer.Option(False, "--demo", help="Also feed the synthetic stream through the whole loop.")) -> None:
     """Migrate, create an admin key, start the embedded broker, the consumer and the API (what `make run` does)."""
     from services import up as up_mod
 
     _setup_logging()
-    up_mod.run(get_settings())
+    up_mod.run(get_settings(), demo=demo)
 
 
 @app.command()
@@ -106,6 +106,15 @@ def dlq_replay(ids: list[int] = typer.Option(None, "--id", help="Only these dead
     from services import replay
 
     _echo_json(replay.replay(get_settings(), ids or None))
+
+
+@app.command("demo")
+def demo_cmd() -> None:
+    """The whole loop on one command: `up --demo` (what `make run` does)."""
+    from services import up as up_mod
+
+    _setup_logging()
+    up_mod.run(get_settings(), demo=True)
 
 
 if __name__ == "__main__":

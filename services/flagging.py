@@ -6,7 +6,7 @@ import time
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from badcase import flagging, routing, rules
+from badcase import flagging, queue, routing, rubric_store, rules
 from schemas import tables as t
 from services.settings import get_settings
 
@@ -88,3 +88,14 @@ def flag_feedback(session: Session, feedback_items: list) -> int:
     it = t.Interaction
     stored = list(session.scalars(select(it.event_id).where(it.event_id.in_(targets))))
     return flag_interactions(session, stored) if stored else 0
+
+
+def _enqueue(session: Session, bc: t.Badcase) -> None:
+    rubric = rubric_store.current_for(session, bc.bucket)
+    queue.enqueue(session, bc, bc.required_reviews, rubric.id)
+
+
+def fill_queue(session: Session, capacity: int | None = None) -> int:
+    """Move flagged badcases into the review queue within reviewer capacity (diversity first)."""
+    cap = get_settings().review_capacity if capacity is None else capacity
+    return flagging.fill_queue(session, capacity=cap, enqueue=_enqueue)

@@ -19,7 +19,8 @@ def _count(kind: str, outcome: StoreOutcome) -> None:
 def ingest_interactions(session: Session, items: list) -> StoreOutcome:
     """Compute descriptors, store validated interactions idempotently, flag badcases; the caller commits."""
     outcome = store.store_interactions(session, items, flagging.descriptor_columns(items))
-    flagging.flag_interactions(session, outcome.stored)
+    if flagging.flag_interactions(session, outcome.stored):
+        flagging.fill_queue(session)
     _count("interaction", outcome)
     return outcome
 
@@ -28,7 +29,8 @@ def ingest_feedback(session: Session, items: list) -> StoreOutcome:
     """Store validated feedback idempotently and re-evaluate the interactions it is about; the caller commits."""
     outcome = store.store_feedback(session, items)
     stored = set(outcome.stored)
-    flagging.flag_feedback(session, [f for f in items if f.event_id in stored])
+    if flagging.flag_feedback(session, [f for f in items if f.event_id in stored]):
+        flagging.fill_queue(session)
     _count("feedback", outcome)
     return outcome
 

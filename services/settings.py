@@ -46,6 +46,7 @@ class Settings(BaseSettings):
 
     # badcase routing
     exploration_share: float = 0.05
+    review_capacity: int = 200  # items queued or in review at once; the rest wait, flagged, by priority
 
     # drift and alerts
     drift_window_rows: int = 2000

@@ -27,8 +27,31 @@ def bootstrap(settings: Settings) -> str:
     return key
 
 
-def run(settings: Settings) -> None:
-    """Start the API (and, when available, the embedded broker and the consumer) until Ctrl-C."""
+def _demo_thread(settings: Settings, api_url: str) -> None:
+    """Run the demo loop once the API answers (in the background of `up --demo`)."""
+    import threading
+
+    import httpx
+
+    def go():
+        for _ in range(120):
+            try:
+                if httpx.get(api_url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        try:
+            from services import demo
+
+            demo.run(settings, api_url=api_url)
+        except Exception:
+            log.exception("demo.failed")
+
+    threading.Thread(target=go, daemon=True, name="demo").start()
+
+
+def run(settings: Settings, demo: bool = False) -> None:
+    """Start the embedded broker (unless one is configured), the consumer, the drift worker and the API until Ctrl-C."""
     import uvicorn
 
     from services.api import create_app
@@ -44,10 +67,13 @@ def run(settings: Settings) -> None:
         env["FF_KAFKA_BOOTSTRAP_SERVERS"] = server.bootstrap
         settings = settings.model_copy(update={"kafka_bootstrap_servers": server.bootstrap})
     children.append(subprocess.Popen([sys.executable, "-m", "services.cli", "consume"], env=env))
+    children.append(subprocess.Popen([sys.executable, "-m", "services.cli", "drift", "worker"], env=env))
     print(json.dumps({"api": f"http://{settings.host}:{settings.port}", "docs": f"http://{settings.host}:{settings.port}/docs",
                       "admin_key": key, "kafka": settings.kafka_bootstrap_servers, "database": settings.database_url}),
           flush=True)
     print(f"\nFeedback Factory is up on http://{settings.host}:{settings.port}  (admin key: {key})\n", flush=True)
+    if demo:
+        _demo_thread(settings, f"http://{settings.host}:{settings.port}")
     try:
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
     finally:

@@ -3,7 +3,8 @@
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
+
 from badcase import consensus, rubric_store
 from schemas import tables as t
 from schemas.errors import ErrorBody, NotFound

@@ -5,7 +5,6 @@ import random
 
 from sqlalchemy import func, select
 
-from badcase import flagging
 from ingestion import decode
 from schemas import tables as t
 from services import db, pipeline
@@ -54,7 +53,10 @@ def test_late_negative_feedback_re_evaluates(app, client, keys):
     assert client.get("/v1/badcases?reason=negative_feedback", headers=hdr).json()["total"] == 2
 
 
-def test_diversity_fills_queue_with_distinct_failures_first(app):
+def test_diversity_fills_queue_with_distinct_failures_first(app, monkeypatch):
+    # Reviewers are busy while the stream arrives (capacity 0); then 100 slots open.
+    from services.settings import Settings
+    monkeypatch.setattr(svc_flagging, "get_settings", lambda: Settings(review_capacity=0))
     copies = [interaction(i, response=REFUSAL.format(n=i)) for i in range(500)]
     rng = random.Random(7)
     vocab = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa".split()
@@ -63,17 +65,17 @@ def test_diversity_fills_queue_with_distinct_failures_first(app):
     ingest(app, "interaction", distinct)
     ingest(app, "feedback", [feedback(i, f"int-{1000 + i}", "thumbs", value="down") for i in range(50)])
 
-    def enqueue(session, bc):
-        bc.status = "queued"
-
     with db.unit_of_work(app.state.sessions) as s:
-        moved = flagging.fill_queue(s, capacity=100, enqueue=enqueue)
+        assert s.scalar(select(func.count()).select_from(t.Badcase).where(t.Badcase.status == "queued")) == 0
+        moved = svc_flagging.fill_queue(s, capacity=100)
         queued = s.execute(select(t.Interaction.event_id).join(t.Badcase, t.Badcase.interaction_id == t.Interaction.id)
                            .where(t.Badcase.status == "queued")).scalars().all()
         head = s.scalar(select(func.max(t.Badcase.cluster_size)))
     assert {f"int-{1000 + i}" for i in range(50)} <= set(queued)
     assert len([q for q in queued if int(q.split("-")[1]) < 500]) == 1  # the 500 copies collapse into one item
     assert moved == 51 and head == 500
+    with db.unit_of_work(app.state.sessions) as s:  # each queued item has its k review slots
+        assert s.scalar(select(func.count()).select_from(t.ReviewTask)) == 51 * 3
 
 
 def test_exploration_share_within_two_points(app):
