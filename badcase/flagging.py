@@ -7,7 +7,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from badcase import routing, rules
@@ -52,6 +52,65 @@ def record(session: Session, *, interaction: dict, firings: list[rules.Firing], 
                                         rules_version=rules.RULES_VERSION))
     session.flush()
     return bc
+
+
+def record_many(session: Session, flagged: list[tuple[dict, list[rules.Firing], bool]]) -> int:
+    """Batch form of `record` for the ingest path: new badcases, their reasons and cluster counts in a few statements.
+
+    Each entry is (interaction row, firings, exploration). Interactions that already have a badcase (re-evaluation
+    after late feedback) go through `record` one by one.
+    """
+    if not flagged:
+        return 0
+    bc = t.Badcase
+    ids = [row["id"] for row, _, _ in flagged]
+    existing = set(session.scalars(select(bc.interaction_id).where(bc.interaction_id.in_(ids))))
+    new = []
+    for row, firings, exploration in flagged:
+        if row["id"] in existing:
+            record(session, interaction=row, firings=firings, exploration=exploration)
+            continue
+        names = [f.rule for f in firings] or ["exploration"]
+        severity = rules.severity_of(firings) if firings else "low"
+        new.append((row, firings, {
+            "interaction_id": row["id"], "status": "flagged", "severity": severity,
+            "cluster_key": routing.cluster_key(names, row.get("model_version"), row.get("response", "")),
+            "cluster_size": 1, "is_exploration": not firings, "bucket": row.get("domain_bucket"),
+            "model_version": row.get("model_version"), "reasons": names, "rules_version": rules.RULES_VERSION,
+            "uncertainty": row.get("rm_disagreement"), "required_reviews": routing.reviewers_for(severity),
+            "priority": routing.priority(severity, uncertainty=row.get("rm_disagreement")), "is_gold": False,
+            "admitted": False, "submissions_count": 0}))
+    if not new:
+        return len(flagged)
+    keys = {vals["cluster_key"] for _, _, vals in new}
+    heads = dict(session.execute(select(bc.cluster_key, func.min(bc.id)).where(bc.cluster_key.in_(keys), bc.status.in_(OPEN))
+                                 .group_by(bc.cluster_key)).all())
+    inserted = session.execute(insert(bc).returning(bc.id, bc.interaction_id), [v for _, _, v in new]).all()
+    id_of = {iid: bid for bid, iid in inserted}
+    grew: dict[str, int] = defaultdict(int)
+    for _, _, vals in new:
+        grew[vals["cluster_key"]] += 1
+    for key, n in grew.items():  # the first badcase of a cluster heads it; later ones add to its size
+        head = heads.get(key) or min(id_of[v["interaction_id"]] for _, _, v in new if v["cluster_key"] == key)
+        extra = n if key in heads else n - 1
+        if extra:
+            size = session.scalar(update(bc).where(bc.id == head).values(cluster_size=bc.cluster_size + extra)
+                                  .returning(bc.cluster_size))
+            sev, unc = session.execute(select(bc.severity, bc.uncertainty).where(bc.id == head)).one()
+            session.execute(update(bc).where(bc.id == head)
+                            .values(priority=routing.priority(sev, cluster_size=size, uncertainty=unc)))
+    reasons = [{"badcase_id": id_of[row["id"]], "rule": f.rule, "severity": f.severity, "evidence": f.evidence,
+                "rules_version": rules.RULES_VERSION, "created_at": _now()} for row, firings, _ in new for f in firings]
+    if reasons:
+        session.execute(insert(t.BadcaseReason), reasons)
+    session.flush()
+    return len(flagged)
+
+
+def _now():
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc)
 
 
 def length_baselines(session: Session, *, sample: int = 20_000) -> dict[tuple[str, str], rules.LengthBaseline]:

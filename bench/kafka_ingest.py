@@ -6,6 +6,7 @@ of the same rows, in the same run. Also the same pipeline without descriptors (t
 """
 
 import argparse
+import os
 import cProfile
 import io
 import json
@@ -137,7 +138,7 @@ def main() -> None:
             if a.profile:
                 _, prof = end_to_end(broker.bootstrap, topic, url, a.events, True, profile=True)
                 s = io.StringIO()
-                pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(25)
+                pstats.Stats(prof, stream=s).sort_stats(os.environ.get("SORT", "tottime")).print_stats(40)
                 print(s.getvalue())
     finally:
         broker.stop()

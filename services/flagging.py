@@ -70,14 +70,13 @@ def flag_interactions(session: Session, event_ids: list[str], exploration_share:
     negative = _negative_feedback(session, event_ids)
     baselines = _baselines(session)
     share = get_settings().exploration_share if exploration_share is None else exploration_share
-    n = 0
+    flagged = []
     for row in rows:
         firings = rules.evaluate(row, negative_feedback=negative.get(row["event_id"]),
                                  baseline=baselines.get((row["domain_bucket"], row["model_version"])))
         if firings or routing.explore(row["event_id"], share):
-            flagging.record(session, interaction=row, firings=firings, exploration=not firings)
-            n += 1
-    return n
+            flagged.append((row, firings, not firings))
+    return flagging.record_many(session, flagged)
 
 
 def flag_feedback(session: Session, feedback_items: list) -> int:
