@@ -7,32 +7,28 @@ mutating function starts with a write, which takes SQLite's one write lock at on
 """
 
 import random
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, false, func, or_, select, true, update
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
-from badcase import gating, routing, rubric_store
+from badcase import gating, resolution, rubric_store
 from badcase import rubric as rubric_mod
-from badcase.review_errors import (AlreadySubmitted, LeaseLost, NotALead, NotInAdjudication, RubricMismatch,
-                                   SessionCapReached)
+from badcase.resolution import adjudicate  # noqa: F401  (part of the queue's interface)
+from badcase.review_errors import AlreadySubmitted, LeaseLost, RubricMismatch, SessionCapReached
+from badcase.review_rows import (ACTIVE, DECIDED, PAUSED_RUBRIC, alternative_body, alternative_of,  # noqa: F401
+                                 alternative_response, aware, clean_text, is_postgres, locked)
 from schemas import tables as t
 from schemas.errors import InvalidInput, NotFound
 
-ACTIVE = ("queued", "in_review")
-DECIDED = ("resolved", "dismissed", "adjudication", "ambiguous")
-PAUSED_RUBRIC = ("needs_revision",)
 # Idle this long and the next claim starts a new review session: the session cap counts unbroken reviewing.
 SESSION_BREAK = timedelta(minutes=15)
 _RNG = random.SystemRandom()
 _UNLOADED = object()
-# The column a no-op write touches to take SQLite's write lock on a row's table (never a key: no FK checks).
-_NOOP_COLUMN = {"reviewer": "active", "review_task": "slot", "badcase": "priority", "rubric_version": "used"}
 
 
 @dataclass
@@ -54,30 +50,6 @@ class SubmitResult:
     submission: t.ReviewSubmission
     badcase: t.Badcase
     decision: gating.Decision | None = None
-
-
-def aware(dt: datetime | None) -> datetime | None:
-    """A stored time as timezone-aware UTC (SQLite hands back naive datetimes)."""
-    return dt.replace(tzinfo=timezone.utc) if dt is not None and dt.tzinfo is None else dt
-
-
-def is_postgres(session: Session) -> bool:
-    """Whether the session talks to PostgreSQL."""
-    return session.get_bind().dialect.name == "postgresql"
-
-
-def locked(session: Session, cls, row_id: int):
-    """Load a row under a lock: `FOR NO KEY UPDATE` on PostgreSQL, SQLite's write lock (a no-op write) there."""
-    if not is_postgres(session):
-        table = cls.__table__
-        column = table.c[_NOOP_COLUMN[table.name]]
-        session.execute(update(table).where(table.c.id == row_id).values({column: column}))
-    stmt = select(cls).where(cls.id == row_id).execution_options(populate_existing=True)
-    if is_postgres(session):
-        # NO KEY UPDATE: the foreign keys of rows other transactions insert (claims, submissions) take KEY SHARE
-        # locks on this row, which a plain FOR UPDATE would wait for, deadlocking two concurrent submitters.
-        stmt = stmt.with_for_update(key_share=True)
-    return session.scalars(stmt).one_or_none()
 
 
 def enqueue(session: Session, badcase: t.Badcase, k: int, rubric_version_id: int | None) -> list[t.ReviewTask]:
@@ -113,12 +85,11 @@ def _eligible(reviewer: t.Reviewer):
 
 
 def _open_slot(session: Session, reviewer: t.Reviewer, now: datetime) -> tuple | None:
-    """The free slot of the highest-priority eligible item, locked (skipping slots others are taking), with its
-    badcase, interaction, alternative and rubric (returned, not just loaded: the identity map holds them weakly)."""
+    """The free slot of the top eligible item, locked (skipping slots others take), with its badcase and context."""
+    # The badcase, interaction, user edit and rubric are returned, not just loaded: the identity map holds weakly.
     tk, bc = t.ReviewTask, t.Badcase
     free = or_(tk.status == "open", and_(tk.status == "leased", tk.lease_expires_at < now))
-    # The badcase and interaction come along in the same round trip (unlocked: only the slot is locked).
-    alt = _alternative_body(t.Interaction.event_id).scalar_subquery()
+    alt = alternative_body(t.Interaction.event_id).scalar_subquery()
     stmt = (select(tk, bc, t.Interaction, alt, t.RubricVersion).join(bc, bc.id == tk.badcase_id)
             .join(t.Interaction, t.Interaction.id == bc.interaction_id)
             .outerjoin(t.RubricVersion, t.RubricVersion.id == bc.rubric_version_id)
@@ -167,25 +138,6 @@ def _touch_session(session: Session, reviewer_id: int, now: datetime, cap_minute
     return row
 
 
-def _alternative_of(body: dict | None) -> str | None:
-    return body and (body.get("edited_response") or body.get("ideal_response"))
-
-
-def _alternative_body(event_id):
-    """The body of the first edit or demonstration of an interaction (a column or an event id)."""
-    fb = t.Feedback
-    return (select(fb.body).where(fb.interaction_event_id == event_id, fb.kind.in_(("edit", "demonstration")))
-            .order_by(fb.id).limit(1))
-
-
-def alternative_response(session: Session, interaction_event_id: str) -> str | None:
-    """The user's edit or demonstration of a response (the first one given), if any; looked up once per session."""
-    cache = session.info.setdefault("ff_alternatives", {})
-    if interaction_event_id not in cache:
-        cache[interaction_event_id] = _alternative_of(session.scalar(_alternative_body(interaction_event_id)))
-    return cache[interaction_event_id]
-
-
 def held(session: Session, reviewer_id: int, now: datetime) -> t.ReviewTask | None:
     """The slot this reviewer holds under a live lease, if any."""
     tk = t.ReviewTask
@@ -194,8 +146,8 @@ def held(session: Session, reviewer_id: int, now: datetime) -> t.ReviewTask | No
 
 
 def _lock_reviewer(session: Session, reviewer_id: int, now: datetime) -> tuple[int | None, t.ReviewSession | None]:
-    """Lock the reviewer (their claims run one at a time, so never the same item twice) and read, in the same round
-    trip, the slot they hold under a live lease and their open review session."""
+    """Lock the reviewer and read, in the same round trip, the slot they hold and their open review session."""
+    # The lock runs one reviewer's claims one at a time, so they never get the same item twice.
     rv, tk, rs = t.Reviewer, t.ReviewTask, t.ReviewSession
     if not is_postgres(session):
         locked_table = rv.__table__
@@ -225,7 +177,7 @@ def claim_next(session: Session, reviewer: t.Reviewer, now: datetime, lease_seco
         return None
     task, badcase, interaction, alt_body, rubric = found
     if interaction is not None:  # the alternative came with the slot: no second look-up
-        session.info.setdefault("ff_alternatives", {})[interaction.event_id] = _alternative_of(alt_body)
+        session.info.setdefault("ff_alternatives", {})[interaction.event_id] = alternative_of(alt_body)
     if task.status == "leased":  # an expired lease taken over
         session.execute(update(t.ReviewClaim).where(t.ReviewClaim.task_id == task.id, t.ReviewClaim.outcome.is_(None))
                         .values(outcome="expired", ended_at=now))
@@ -300,8 +252,8 @@ def submit(session: Session, task_id: int, reviewer: t.Reviewer, answer: Mapping
         task_id=task.id, badcase_id=badcase.id, reviewer_id=reviewer.id, rubric_version_id=rubric.id,
         verdict=answer["verdict"], category=answer.get("category") if answer["verdict"] else None,
         ratings=dict(answer.get("ratings") or {}), preference=preference, ab_order=task.ab_order,
-        rewrite=_text(answer.get("rewrite")), critique=_text(answer.get("critique")),
-        justification=_text(answer.get("justification")), is_gold=badcase.is_gold,
+        rewrite=clean_text(answer.get("rewrite")), critique=clean_text(answer.get("critique")),
+        justification=clean_text(answer.get("justification")), is_gold=badcase.is_gold,
         gold_correct=rubric_mod.gold_correct(badcase.gold_answer, plain) if gold else None,
         duration_s=(now - aware(claim.claimed_at)).total_seconds(), created_at=now)
     session.add(row)
@@ -309,100 +261,7 @@ def submit(session: Session, task_id: int, reviewer: t.Reviewer, answer: Mapping
     claim.outcome, claim.ended_at = "submitted", now
     _touch_session(session, reviewer.id, now, None)
     session.flush()
-    decision = None if badcase.is_gold else _count_and_gate(session, badcase.id, now, threshold, policy)
+    decision = None if badcase.is_gold else resolution.gate(session, badcase.id, now, threshold, policy)
     return SubmitResult(row, session.get(t.Badcase, badcase.id), decision)
 
 
-def _text(value: Any) -> str | None:
-    return value.strip() or None if isinstance(value, str) else None
-
-
-def _count_and_gate(session: Session, badcase_id: int, now: datetime, threshold: float,
-                    policy: str) -> gating.Decision | None:
-    """Recount the item's submissions under its row lock; gate it exactly once, when the count reaches k."""
-    badcase = locked(session, t.Badcase, badcase_id)
-    subs = list(session.scalars(select(t.ReviewSubmission).where(t.ReviewSubmission.badcase_id == badcase_id)
-                                .order_by(t.ReviewSubmission.id)))
-    badcase.submissions_count = len(subs)
-    if len(subs) < badcase.required_reviews or badcase.status not in ACTIVE:
-        session.flush()
-        return None
-    decision = gating.decide([gating.Submission(str(s.reviewer_id), s.verdict, s.category, s.rewrite) for s in subs],
-                             threshold=threshold, policy=policy)
-    _apply(session, badcase, decision, subs, now)
-    session.flush()
-    return decision
-
-
-def _admit(session: Session, badcase: t.Badcase) -> None:
-    """Set `admitted` by admission control (resolved, consented, not gold, a chosen response, rubric not flagged)."""
-    rubric = session.get(t.RubricVersion, badcase.rubric_version_id) if badcase.rubric_version_id else None
-    interaction = session.get(t.Interaction, badcase.interaction_id)
-    ok, why = routing.admission(status=badcase.status, consent_training=interaction.consent_training,
-                                is_gold=badcase.is_gold, has_chosen=bool(badcase.chosen_response),
-                                rubric_status=rubric.status if rubric else "active")
-    badcase.admitted = ok
-    badcase.resolution = {**(badcase.resolution or {}), "not_admitted": why}
-
-
-def _apply(session: Session, badcase: t.Badcase, decision: gating.Decision, subs: list[t.ReviewSubmission],
-           now: datetime) -> None:
-    """Move a gated item to its outcome and record why."""
-    resolution = {"outcome": decision.outcome, "verdict": decision.verdict, "category": decision.category,
-                  "share": round(decision.share, 6), "supporters": [int(r) for r in decision.supporters],
-                  "reviews": len(subs), "gated_at": now.isoformat()}
-    chosen, status = None, decision.outcome
-    if decision.outcome == gating.RESOLVED:
-        if decision.needs_lead_pick:
-            status = gating.ADJUDICATION
-            resolution.update(reason="choose_rewrite", candidates=list(decision.candidates))
-        elif decision.chosen is not None:
-            chosen, resolution["chosen_from"] = decision.chosen, "reviewer_rewrite"
-        else:
-            # No rewrite on the agreeing side: the user's own edit wins if most of that side preferred it.
-            prefs = Counter(s.preference for s in subs if str(s.reviewer_id) in decision.supporters)
-            if prefs["rewrite"] * 2 > len(decision.supporters):
-                interaction = session.get(t.Interaction, badcase.interaction_id)
-                chosen = alternative_response(session, interaction.event_id)
-                resolution["chosen_from"] = "user_edit" if chosen else None
-    elif decision.outcome == gating.ADJUDICATION:
-        resolution["reason"] = "disagreement"
-    elif decision.outcome == gating.AMBIGUOUS:
-        resolution["prompt_flagged_for_rewrite"] = True
-    badcase.status, badcase.chosen_response, badcase.resolution = status, chosen, resolution
-    if status in ("resolved", "dismissed", "ambiguous"):
-        badcase.resolved_at = now
-    _admit(session, badcase)
-
-
-def adjudicate(session: Session, badcase: t.Badcase | int, lead: t.Reviewer, decision: Mapping[str, Any],
-               now: datetime) -> t.Badcase:
-    """A lead's decision on an item in adjudication: resolved (with category and chosen response), dismissed or ambiguous."""
-    if lead.role != "lead":
-        raise NotALead("only a lead reviewer may adjudicate")
-    row = locked(session, t.Badcase, badcase if isinstance(badcase, int) else badcase.id)
-    if row is None:
-        raise NotFound(f"no badcase {badcase}")
-    if row.status != "adjudication":
-        raise NotInAdjudication(f"badcase {row.id} is {row.status}, not in adjudication")
-    outcome = decision.get("outcome")
-    if outcome not in ("resolved", "dismissed", "ambiguous"):
-        raise InvalidInput("outcome must be resolved, dismissed or ambiguous",
-                           [{"loc": ["outcome"], "msg": f"got {outcome!r}", "type": "value_error"}])
-    category, chosen = decision.get("category"), _text(decision.get("chosen_response"))
-    if outcome == "resolved":
-        rubric = session.get(t.RubricVersion, row.rubric_version_id) if row.rubric_version_id else None
-        allowed = rubric.categories if rubric else rubric_mod.DEFAULT_RUBRIC["categories"]
-        if category not in allowed:
-            raise InvalidInput("a resolved badcase needs a failure category of its rubric",
-                               [{"loc": ["category"], "msg": f"one of {', '.join(allowed)}", "type": "value_error"}])
-    resolution = dict(row.resolution or {})
-    resolution["adjudication"] = {"lead_id": lead.id, "outcome": outcome, "category": category,
-                                  "note": _text(decision.get("note")), "at": now.isoformat()}
-    if outcome == "ambiguous":
-        resolution["prompt_flagged_for_rewrite"] = True
-    row.status, row.resolution, row.resolved_at = outcome, resolution, now
-    row.chosen_response = chosen if outcome == "resolved" else None
-    _admit(session, row)
-    session.flush()
-    return row

@@ -6,13 +6,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from services.api.deps import ObjectId
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from badcase import consensus
 from schemas import tables as t
 from schemas.errors import FFError
 from services import auth, db, review
+from services.api.deps import ObjectId
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).resolve().parents[1] / "templates")
@@ -95,6 +96,12 @@ def _review_context(request: Request, key: t.ApiKey, **extra) -> dict[str, Any]:
             "errors": [], "values": {}, **extra}
 
 
+def _review_error(request: Request, key: t.ApiKey, exc: FFError, **extra) -> HTMLResponse:
+    """The review page again, with the error (and what the reviewer typed, when given)."""
+    return _page(request, "review.html", _review_context(request, key, message=exc.message, failed=True, **extra),
+                 exc.status)
+
+
 @router.get("/review", response_class=HTMLResponse)
 def review_page(request: Request, done: str | None = None) -> Response:
     """The task you hold (side by side) with the review form, or a button to get the next one; your stats."""
@@ -115,7 +122,7 @@ def review_next(request: Request) -> Response:
     try:
         task = review.claim(request.app.state.sessions, request.app.state.settings, key)
     except FFError as exc:
-        return _page(request, "review.html", _review_context(request, key, message=exc.message, failed=True), exc.status)
+        return _review_error(request, key, exc)
     return RedirectResponse("/ui/review" if task else "/ui/review?done=empty", status_code=303)
 
 
@@ -152,14 +159,13 @@ async def review_submit(request: Request, task_id: ObjectId) -> Response:
             review.submit(request.app.state.sessions, request.app.state.settings, key, task_id, answer)
         except FFError as exc:
             errors = exc.details or [{"loc": [], "msg": exc.message}]
-            return _page(request, "review.html", _review_context(
-                request, key, message=exc.message, failed=True, errors=errors, values=answer | {"form": dict(form)}), exc.status)
+            return _review_error(request, key, exc, errors=errors, values=answer)
         return RedirectResponse("/ui/review?done=submitted", status_code=303)
 
     try:
         return await run_in_threadpool(run)
     except FFError as exc:
-        return _page(request, "review.html", _review_context(request, key, message=exc.message, failed=True), exc.status)
+        return _review_error(request, key, exc)
 
 
 @router.post("/review/tasks/{task_id}/release", response_class=HTMLResponse)
@@ -171,11 +177,12 @@ def review_release(request: Request, task_id: ObjectId) -> Response:
     try:
         review.release(request.app.state.sessions, key, task_id)
     except FFError as exc:
-        return _page(request, "review.html", _review_context(request, key, message=exc.message, failed=True), exc.status)
+        return _review_error(request, key, exc)
     return RedirectResponse("/ui/review?done=released", status_code=303)
 
 
-def chart(reports: list[t.AgreementReport], width: int = 880, height: int = 240) -> dict[str, Any]:
+def chart(reports: list[t.AgreementReport], labels: dict[int | None, str], width: int = 880,
+          height: int = 240) -> dict[str, Any]:
     """Geometry of the agreement-over-time chart: alpha per report, one series per rubric version and batch."""
     lo, hi, pad = -0.2, 1.0, 32
 
@@ -186,9 +193,10 @@ def chart(reports: list[t.AgreementReport], width: int = 880, height: int = 240)
     n = max(len(points) - 1, 1)
     series: dict[str, list[dict[str, Any]]] = {}
     for i, r in enumerate(points):
-        name = f"rubric v{r.rubric_version_id}" + (f" · {r.review_batch}" if r.review_batch else "")
-        series.setdefault(name, []).append({"x": round(pad + i / n * (width - 2 * pad), 1), "y": y(r.krippendorff_alpha),
-                                            "alpha": r.krippendorff_alpha, "at": r.created_at, "status": r.status})
+        name = labels.get(r.rubric_version_id, "no rubric") + (f" · {r.review_batch}" if r.review_batch else "")
+        x = round(pad + i / n * (width - 2 * pad), 1)
+        series.setdefault(name, []).append({"x": x, "y": y(r.krippendorff_alpha), "alpha": r.krippendorff_alpha,
+                                            "at": r.created_at, "status": r.status})
     return {"width": width, "height": height, "pad": pad, "series": series,
             "lines": [{"label": "revise below 0.4", "y": y(consensus.REVISE_BELOW), "cls": "revise"},
                       {"label": "target 0.6", "y": y(consensus.TARGET), "cls": "target"},
@@ -198,10 +206,11 @@ def chart(reports: list[t.AgreementReport], width: int = 880, height: int = 240)
 def _lead_context(request: Request, key: t.ApiKey, **extra) -> dict[str, Any]:
     with request.app.state.sessions() as session:
         reports = consensus.reports(session, limit=300)
+        rubrics = {r.id: r for r in session.scalars(select(t.RubricVersion))}
+        labels = {i: f"{r.name} v{r.version}" for i, r in rubrics.items()}
         ctx = {"key": key, "queue": review.adjudication_queue(session), "recent": review.recent_decided(session),
-               "latest": list(consensus.latest_by_rubric(session).values()), "chart": chart(reports),
-               "reviewers": review.reviewers_overview(session), "message": None, "failed": False,
-               "rubrics": {r.id: r for r in session.query(t.RubricVersion)}}
+               "latest": list(consensus.latest_by_rubric(session).values()), "chart": chart(reports, labels),
+               "reviewers": review.reviewers_overview(session), "message": None, "failed": False, "rubrics": rubrics}
     return ctx | extra
 
 
@@ -231,7 +240,8 @@ async def lead_adjudicate(request: Request, badcase_id: ObjectId) -> Response:
             with db.unit_of_work(request.app.state.sessions) as session:
                 review.adjudicate(session, key, badcase_id, decision)
         except FFError as exc:
-            return _page(request, "lead.html", _lead_context(request, key, message=exc.message, failed=True), exc.status)
+            context = _lead_context(request, key, message=exc.message, failed=True)
+            return _page(request, "lead.html", context, exc.status)
         return RedirectResponse("/ui/lead?done=adjudicated", status_code=303)
 
     return await run_in_threadpool(run)

@@ -1,0 +1,110 @@
+"""Resolution of reviewed items: the per-item gate applied under the badcase's row lock, and lead adjudication.
+
+Functions take the caller's session, flush, and never commit.
+"""
+
+from collections import Counter
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from badcase import gating, routing
+from badcase import rubric as rubric_mod
+from badcase.review_errors import NotALead, NotInAdjudication
+from badcase.review_rows import ACTIVE, alternative_response, clean_text, locked
+from schemas import tables as t
+from schemas.errors import InvalidInput, NotFound
+
+
+def gate(session: Session, badcase_id: int, now: datetime, threshold: float,
+                    policy: str) -> gating.Decision | None:
+    """Recount the item's submissions under its row lock; gate it exactly once, when the count reaches k."""
+    badcase = locked(session, t.Badcase, badcase_id)
+    subs = list(session.scalars(select(t.ReviewSubmission).where(t.ReviewSubmission.badcase_id == badcase_id)
+                                .order_by(t.ReviewSubmission.id)))
+    badcase.submissions_count = len(subs)
+    if len(subs) < badcase.required_reviews or badcase.status not in ACTIVE:
+        session.flush()
+        return None
+    decision = gating.decide([gating.Submission(str(s.reviewer_id), s.verdict, s.category, s.rewrite) for s in subs],
+                             threshold=threshold, policy=policy)
+    _apply(session, badcase, decision, subs, now)
+    session.flush()
+    return decision
+
+
+def admit(session: Session, badcase: t.Badcase) -> None:
+    """Set `admitted` by admission control (resolved, consented, not gold, a chosen response, rubric not flagged)."""
+    rubric = session.get(t.RubricVersion, badcase.rubric_version_id) if badcase.rubric_version_id else None
+    interaction = session.get(t.Interaction, badcase.interaction_id)
+    ok, why = routing.admission(status=badcase.status, consent_training=interaction.consent_training,
+                                is_gold=badcase.is_gold, has_chosen=bool(badcase.chosen_response),
+                                rubric_status=rubric.status if rubric else "active")
+    badcase.admitted = ok
+    badcase.resolution = {**(badcase.resolution or {}), "not_admitted": why}
+
+
+def _apply(session: Session, badcase: t.Badcase, decision: gating.Decision, subs: list[t.ReviewSubmission],
+           now: datetime) -> None:
+    """Move a gated item to its outcome and record why."""
+    resolution = {"outcome": decision.outcome, "verdict": decision.verdict, "category": decision.category,
+                  "share": round(decision.share, 6), "supporters": [int(r) for r in decision.supporters],
+                  "reviews": len(subs), "gated_at": now.isoformat()}
+    chosen, status = None, decision.outcome
+    if decision.outcome == gating.RESOLVED:
+        if decision.needs_lead_pick:
+            status = gating.ADJUDICATION
+            resolution.update(reason="choose_rewrite", candidates=list(decision.candidates))
+        elif decision.chosen is not None:
+            chosen, resolution["chosen_from"] = decision.chosen, "reviewer_rewrite"
+        else:
+            # No rewrite on the agreeing side: the user's own edit wins if most of that side preferred it.
+            prefs = Counter(s.preference for s in subs if str(s.reviewer_id) in decision.supporters)
+            if prefs["rewrite"] * 2 > len(decision.supporters):
+                interaction = session.get(t.Interaction, badcase.interaction_id)
+                chosen = alternative_response(session, interaction.event_id)
+                resolution["chosen_from"] = "user_edit" if chosen else None
+    elif decision.outcome == gating.ADJUDICATION:
+        resolution["reason"] = "disagreement"
+    elif decision.outcome == gating.AMBIGUOUS:
+        resolution["prompt_flagged_for_rewrite"] = True
+    badcase.status, badcase.chosen_response, badcase.resolution = status, chosen, resolution
+    if status in ("resolved", "dismissed", "ambiguous"):
+        badcase.resolved_at = now
+    admit(session, badcase)
+
+
+def adjudicate(session: Session, badcase: t.Badcase | int, lead: t.Reviewer, decision: Mapping[str, Any],
+               now: datetime) -> t.Badcase:
+    """A lead's decision on an item in adjudication: resolved (category, chosen response), dismissed or ambiguous."""
+    if lead.role != "lead":
+        raise NotALead("only a lead reviewer may adjudicate")
+    row = locked(session, t.Badcase, badcase if isinstance(badcase, int) else badcase.id)
+    if row is None:
+        raise NotFound(f"no badcase {badcase}")
+    if row.status != "adjudication":
+        raise NotInAdjudication(f"badcase {row.id} is {row.status}, not in adjudication")
+    outcome = decision.get("outcome")
+    if outcome not in ("resolved", "dismissed", "ambiguous"):
+        raise InvalidInput("outcome must be resolved, dismissed or ambiguous",
+                           [{"loc": ["outcome"], "msg": f"got {outcome!r}", "type": "value_error"}])
+    category, chosen = decision.get("category"), clean_text(decision.get("chosen_response"))
+    if outcome == "resolved":
+        rubric = session.get(t.RubricVersion, row.rubric_version_id) if row.rubric_version_id else None
+        allowed = rubric.categories if rubric else rubric_mod.DEFAULT_RUBRIC["categories"]
+        if category not in allowed:
+            raise InvalidInput("a resolved badcase needs a failure category of its rubric",
+                               [{"loc": ["category"], "msg": f"one of {', '.join(allowed)}", "type": "value_error"}])
+    resolution = dict(row.resolution or {})
+    resolution["adjudication"] = {"lead_id": lead.id, "outcome": outcome, "category": category,
+                                  "note": clean_text(decision.get("note")), "at": now.isoformat()}
+    if outcome == "ambiguous":
+        resolution["prompt_flagged_for_rewrite"] = True
+    row.status, row.resolution, row.resolved_at = outcome, resolution, now
+    row.chosen_response = chosen if outcome == "resolved" else None
+    admit(session, row)
+    session.flush()
+    return row
