@@ -19,7 +19,8 @@ sys.path.insert(0, str(REPO))
 from badcase import refusal  # noqa: E402
 
 MODELS = ("gpt4", "llama2new", "llama2orig", "mistralinstruct")
-LABELS = {"1_full_compliance": "full_compliance", "2_full_refusal": "full_refusal", "3_partial_refusal": "partial_refusal"}
+LABELS = {"1_full_compliance": "full_compliance", "2_full_refusal": "full_refusal",
+          "3_partial_refusal": "partial_refusal"}
 
 
 def data_dir() -> Path:
@@ -62,7 +63,8 @@ def evaluate() -> dict:
             "lomo_binary_accuracy": round(float(((pred != "full_compliance") == (y != "full_compliance")).mean()), 4),
             "over_refusal_rate_pred": round(refusal.over_refusal_rate(pred.tolist(), safe.tolist()), 4),
             "over_refusal_rate_human": round(refusal.over_refusal_rate(y.tolist(), safe.tolist()), 4),
-            "errors": {f"{a}->{b}": int(((y == a) & (pred == b)).sum()) for a in refusal.LABELS for b in refusal.LABELS if a != b},
+            "errors": {f"{a}->{b}": int(((y == a) & (pred == b)).sum())
+                       for a in refusal.LABELS for b in refusal.LABELS if a != b},
         }
     return out
 
