@@ -134,9 +134,26 @@ def refresh_agreement(sessions: sessionmaker[Session], rubric_version_id: int | 
     with db.unit_of_work(sessions) as session:
         rec = consensus.record(session, rubric_version_id, batch, now())
     for event in rec.events:
-        # Leads and ops read these on the dashboard and in the logs shipped to their alerting.
+        # Leads read these on the dashboard; ops get an alert through the same outbox as drift alerts.
         log.warning(event["event"], extra={k: v for k, v in event.items() if k not in ("event", "message")})
+        _alert_ops(sessions, event)
     return rec.report
+
+
+def _alert_ops(sessions: sessionmaker[Session], event: dict[str, Any]) -> None:
+    """Open a `review_agreement_low` alert for a rubric version whose agreement fell below the threshold."""
+    from drift import alerts
+    from drift.windows import Slice
+    from services.drift_worker import channels
+    from services.settings import get_settings
+
+    with db.unit_of_work(sessions) as session:
+        alerts.seed_rules(session)
+        rule = session.scalar(select(t.AlertRule).where(t.AlertRule.name == "review_agreement_low"))
+        verdict = alerts.Verdict(alerts.AGREEMENT_SIGNAL, True, event.get("krippendorff_alpha"), event["threshold"],
+                                 "krippendorff_alpha_below", None, event.get("krippendorff_alpha"))
+        alerts.open_alert(session, rule=rule, slice_=Slice(f"rubric-{event['rubric_version_id']}", "*"),
+                          verdict=verdict, now=now(), channels=channels(get_settings()))
 
 
 def release(sessions: sessionmaker[Session], key: t.ApiKey, task_id: int) -> t.ReviewTask:
