@@ -138,17 +138,16 @@ def fill_queue(session: Session, *, capacity: int, enqueue: Callable[[Session, t
     if slots <= 0:
         return 0
     busy = set(session.scalars(select(bc.cluster_key).where(bc.status.in_(("queued", "in_review")))))
-    flagged = list(session.scalars(select(bc).where(bc.status == "flagged").order_by(bc.priority.desc(), bc.id)
-                                   .limit(max(slots * 20, 1000))))
-    by_id = {b.id: b for b in flagged}
-    order = routing.order_for_queue([{"id": b.id, "cluster_key": b.cluster_key, "priority": b.priority} for b in flagged])
+    flagged = session.execute(select(bc.id, bc.cluster_key, bc.priority).where(bc.status == "flagged")
+                              .order_by(bc.priority.desc(), bc.id).limit(min(max(slots * 10, 500), 5000))).all()
+    order = routing.order_for_queue([{"id": i, "cluster_key": k, "priority": p} for i, k, p in flagged])
     moved = 0
     for c in order:
         if moved >= slots:
             break
         if c["cluster_key"] in busy:
             continue
-        enqueue(session, by_id[c["id"]])
+        enqueue(session, session.get(bc, c["id"]))
         busy.add(c["cluster_key"])
         moved += 1
     session.flush()

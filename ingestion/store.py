@@ -24,6 +24,8 @@ class StoreOutcome:
     stored: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    ids: dict[str, int] = field(default_factory=dict)  # row id of each stored event
+    linked: int = 0  # feedback rows that were waiting for these interactions
 
 
 def payload_hash(item) -> str:
@@ -42,7 +44,7 @@ def _in(session: Session, column, values: list[str]):
     return column.in_(values)
 
 
-def _copy_insert(session: Session, table, rows: list[dict]) -> set[str]:
+def _copy_insert(session: Session, table, rows: list[dict]) -> dict[str, int]:
     """PostgreSQL: COPY into a temp staging table, then INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING.
 
     A multi-row VALUES statement with thousands of placeholders costs psycopg more to parse than the insert itself.
@@ -58,20 +60,21 @@ def _copy_insert(session: Session, table, rows: list[dict]) -> set[str]:
             for r in rows:
                 copy.write_row([json.dumps(v) if isinstance(v, (dict, list)) else v for v in r.values()])
         cur.execute(f'INSERT INTO "{table.name}" ({col_list}) SELECT {col_list} FROM {stage} '
-                    f'ON CONFLICT (event_id) DO NOTHING RETURNING event_id')
-        inserted = {r[0] for r in cur.fetchall()}
+                    f'ON CONFLICT (event_id) DO NOTHING RETURNING event_id, id')
+        inserted = dict(cur.fetchall())
         cur.execute(f"TRUNCATE {stage}")
     return inserted
 
 
-def _insert_new(session: Session, table, rows: list[dict]) -> set[str]:
-    """Insert rows whose event id is new; return the event ids actually inserted."""
+def _insert_new(session: Session, table, rows: list[dict]) -> dict[str, int]:
+    """Insert rows whose event id is new; return the event ids actually inserted with their row ids."""
     if not rows:
-        return set()
+        return {}
     if _is_pg(session):
         return _copy_insert(session, table, rows)
-    stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=["event_id"]).returning(table.c.event_id)
-    return set(session.execute(stmt, rows).scalars())
+    stmt = (sqlite.insert(table).on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(table.c.event_id, table.c.id))
+    return dict(session.execute(stmt, rows).all())
 
 
 def _dedupe(items: list) -> tuple[dict[str, tuple[object, str]], StoreOutcome]:
@@ -137,8 +140,9 @@ def store_interactions(session: Session, items: list[Interaction], extra: dict[s
     table = t.Interaction.__table__
     inserted = _insert_new(session, table, rows)
     _classify(session, table, seen, inserted, outcome)
+    outcome.ids = inserted
     if inserted:
-        link_feedback(session, list(inserted))
+        outcome.linked = link_feedback(session, list(inserted))
     return outcome
 
 

@@ -126,6 +126,10 @@ def run(settings: Settings, *, api_url: str, say=print, train: bool = True) -> d
         time.sleep(0.5)
     summary["alerts_received_by_webhook"] = len(receiver.received)
 
+    from services import flagging
+
+    with db.unit_of_work(sessions) as s:  # top up the review queue now (the ingest path does it every few seconds)
+        flagging.fill_queue(s)
     reviewers = _reviewers(sessions)
     summary["reviewer_keys"] = {name: plain for name, (_, plain) in reviewers.items()}
     summary["reviews_submitted"] = simulate_reviews(sessions, settings, reviewers, items=12)

@@ -61,13 +61,31 @@ _COLS = ("id", "event_id", "prompt", "response", "model_version", "domain_bucket
          "verifier")
 
 
-def flag_interactions(session: Session, event_ids: list[str], exploration_share: float | None = None) -> int:
-    """Run the detection rules on newly stored interactions; flagged ones (and an exploration sample) become badcases."""
+def stored_rows(items: list, columns: dict[str, dict], ids: dict[str, int]) -> list[dict]:
+    """The rule inputs of just-stored interactions, from memory (no read-back)."""
+    rows = []
+    for it in items:
+        if it.event_id not in ids:
+            continue
+        rows.append({"id": ids[it.event_id], "event_id": it.event_id, "prompt": it.prompt_text(), "response": it.response,
+                     "model_version": it.model.version, "verifier_passed": it.verifier.passed if it.verifier else None,
+                     "verifier": it.verifier.model_dump() if it.verifier else None, **columns.get(it.event_id, {})})
+    return rows
+
+
+def flag_interactions(session: Session, event_ids: list[str], exploration_share: float | None = None,
+                      rows: list[dict] | None = None, feedback_waiting: bool = True) -> int:
+    """Run the detection rules on stored interactions; flagged ones (and an exploration sample) become badcases.
+
+    `rows` skips reading the interactions back; `feedback_waiting=False` skips looking for feedback that arrived first.
+    """
     if not event_ids:
         return 0
     it = t.Interaction
-    rows = [dict(r._mapping) for r in session.execute(select(*[getattr(it, c) for c in _COLS]).where(it.event_id.in_(event_ids)))]
-    negative = _negative_feedback(session, event_ids)
+    if rows is None:
+        rows = [dict(r._mapping) for r in session.execute(select(*[getattr(it, c) for c in _COLS])
+                                                          .where(it.event_id.in_(event_ids)))]
+    negative = _negative_feedback(session, event_ids) if feedback_waiting else {}
     baselines = _baselines(session)
     share = get_settings().exploration_share if exploration_share is None else exploration_share
     flagged = []
@@ -94,7 +112,16 @@ def _enqueue(session: Session, bc: t.Badcase) -> None:
     queue.enqueue(session, bc, bc.required_reviews, rubric.id)
 
 
-def fill_queue(session: Session, capacity: int | None = None) -> int:
-    """Move flagged badcases into the review queue within reviewer capacity (diversity first)."""
+_LAST_FILL = {"at": 0.0}
+
+
+def fill_queue(session: Session, capacity: int | None = None, min_interval_s: float = 0.0) -> int:
+    """Move flagged badcases into the review queue within reviewer capacity (diversity first).
+
+    `min_interval_s` lets the ingest path fill at most that often per process (queue filling is not urgent).
+    """
+    if min_interval_s and time.monotonic() - _LAST_FILL["at"] < min_interval_s:
+        return 0
+    _LAST_FILL["at"] = time.monotonic()
     cap = get_settings().review_capacity if capacity is None else capacity
     return flagging.fill_queue(session, capacity=cap, enqueue=_enqueue)

@@ -7,6 +7,7 @@ from ingestion import store
 from ingestion.store import StoreOutcome
 from services import flagging
 
+FILL_INTERVAL_S = 2.0  # the ingest path tops up the review queue at most this often per process
 EVENTS = Counter("ff_events_total", "Events taken by the ingest pipeline", ["kind", "outcome"])
 
 
@@ -18,9 +19,11 @@ def _count(kind: str, outcome: StoreOutcome) -> None:
 
 def ingest_interactions(session: Session, items: list) -> StoreOutcome:
     """Compute descriptors, store validated interactions idempotently, flag badcases; the caller commits."""
-    outcome = store.store_interactions(session, items, flagging.descriptor_columns(items))
-    if flagging.flag_interactions(session, outcome.stored):
-        flagging.fill_queue(session)
+    columns = flagging.descriptor_columns(items)
+    outcome = store.store_interactions(session, items, columns)
+    rows = flagging.stored_rows(items, columns, outcome.ids)
+    if flagging.flag_interactions(session, outcome.stored, rows=rows, feedback_waiting=outcome.linked > 0):
+        flagging.fill_queue(session, min_interval_s=FILL_INTERVAL_S)
     _count("interaction", outcome)
     return outcome
 
@@ -30,7 +33,7 @@ def ingest_feedback(session: Session, items: list) -> StoreOutcome:
     outcome = store.store_feedback(session, items)
     stored = set(outcome.stored)
     if flagging.flag_feedback(session, [f for f in items if f.event_id in stored]):
-        flagging.fill_queue(session)
+        flagging.fill_queue(session, min_interval_s=FILL_INTERVAL_S)
     _count("feedback", outcome)
     return outcome
 
