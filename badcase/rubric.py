@@ -103,7 +103,8 @@ def _check_ratings(rubric: Mapping[str, Any], ratings: Any) -> list[dict]:
     return errors
 
 
-def validate_submission(rubric: Mapping[str, Any], submission: Mapping[str, Any], *, pairwise: bool = False) -> list[dict]:
+def validate_submission(rubric: Mapping[str, Any], submission: Mapping[str, Any], *,
+                        pairwise: bool = False) -> list[dict]:
     """Errors of a review submission against a rubric (empty when valid); `pairwise` when two responses were shown."""
     errors: list[dict] = []
     verdict = submission.get("verdict")

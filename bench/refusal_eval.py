@@ -1,6 +1,7 @@
 """Leave-one-model-out evaluation of badcase.refusal on XSTest v2 completions; prints one JSON object.
 
 Usage: python bench/refusal_eval.py [--refit]   (--refit rewrites badcase/refusal_weights.json from all four models)
+In each fold the weights and C are fitted on the three training models only (C by an inner leave-one-model-out).
 """
 
 from __future__ import annotations
@@ -50,14 +51,15 @@ def evaluate() -> dict:
     frames = {m: load(m) for m in MODELS}
     out = {}
     for held in MODELS:
-        train = pd.concat([frames[m] for m in MODELS if m != held])
-        weights = refusal.fit(train["prompt"].tolist(), train["completion"].tolist(), train["y"].tolist())
+        train = pd.concat([frames[m].assign(model=m) for m in MODELS if m != held])
+        weights = refusal.fit(train["prompt"].tolist(), train["completion"].tolist(), train["y"].tolist(), c=None,
+                              groups=train["model"].tolist())
         test = frames[held]
         pred = np.array(refusal.classify(test["prompt"].tolist(), test["completion"].tolist(), weights=weights))
         y = test["y"].to_numpy()
         safe = test["safe"].to_numpy()
         out[held] = {
-            "lomo_accuracy": round(float((pred == y).mean()), 4),
+            "lomo_accuracy": round(float((pred == y).mean()), 4), "C": weights["C"],
             "strmatch_accuracy": round(float((test["strmatch_label"] == test["y"]).mean()), 4),
             "gpt4_judge_accuracy": round(float((test["gpt4_label"] == test["y"]).mean()), 4),
             "lomo_binary_accuracy": round(float(((pred != "full_compliance") == (y != "full_compliance")).mean()), 4),
@@ -73,8 +75,9 @@ def main() -> None:
     """Print LOMO figures; with --refit also refit and save the shipped weights on all four models."""
     res = evaluate()
     if "--refit" in sys.argv:
-        allm = pd.concat([load(m) for m in MODELS])
-        w = refusal.fit(allm["prompt"].tolist(), allm["completion"].tolist(), allm["y"].tolist())
+        allm = pd.concat([load(m).assign(model=m) for m in MODELS])
+        w = refusal.fit(allm["prompt"].tolist(), allm["completion"].tolist(), allm["y"].tolist(), c=None,
+                        groups=allm["model"].tolist())
         refusal.save_weights(w)
         pred = refusal.classify(allm["prompt"].tolist(), allm["completion"].tolist(), weights=w)
         res["in_sample_accuracy_all"] = round(float(np.mean(np.array(pred) == allm["y"].to_numpy())), 4)

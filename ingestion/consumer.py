@@ -78,6 +78,7 @@ class BatchConsumer:
         self.producer: KafkaProducer | None = None
         self._running = True
         self._last_check = 0.0
+        self._pending: dict[TopicPartition, OffsetAndMetadata] = {}
 
     def stop(self) -> None:
         """Ask the loop to finish its batch, commit and leave the group."""
@@ -91,10 +92,15 @@ class BatchConsumer:
                 batch = self.consumer.poll(timeout_ms=self.cfg.poll_timeout_ms)
                 if batch:
                     self.process(batch)
-                elif time.monotonic() - self._last_check > 5:
-                    self._check_offsets()
+                else:
+                    self._commit_pending()
+                    if time.monotonic() - self._last_check > 5:
+                        self._check_offsets()
         finally:
-            self.consumer.close(autocommit=False)
+            try:
+                self._commit_pending()
+            finally:
+                self.consumer.close(autocommit=False)
             if self.producer is not None:
                 self.producer.close(timeout=5)
             log.info("ingestion.consumer.stopped")
@@ -118,17 +124,28 @@ class BatchConsumer:
                     records_by_event[(kind, item.event_id)] = rec
         new_dead = self._store_with_retry(batch, by_kind, records_by_event, poison)
         self._publish_dead_letters(new_dead)
-        commit = {tp: OffsetAndMetadata(recs[-1].offset + 1, "", -1) for tp, recs in batch.items()}
-        try:
-            self.consumer.commit(commit)
-        except Exception as exc:  # a rebalance took the partitions: the new owner re-reads, idempotently
-            log.warning("ingestion.consumer.commit_failed error=%r", exc)
+        self._pending.update({tp: OffsetAndMetadata(recs[-1].offset + 1, "", -1) for tp, recs in batch.items()})
+        self._commit_pending()
         for tp, recs in batch.items():
             hw = self.consumer.highwater(tp)
             if hw is not None:
                 LAG.labels(tp.topic, tp.partition).set(max(hw - recs[-1].offset - 1, 0))
         BATCHES.inc()
         BATCH_SECONDS.observe(time.perf_counter() - t0)
+
+    def _commit_pending(self) -> None:
+        """Commit stored offsets; after a failure (a rebalance) retry later for the partitions still ours."""
+        if not self._pending:
+            return
+        assigned = self.consumer.assignment()
+        pending = {tp: om for tp, om in self._pending.items() if tp in assigned}
+        try:
+            if pending:
+                self.consumer.commit(pending)
+            self._pending.clear()
+        except Exception as exc:  # partitions that moved are re-read by their new owner, idempotently
+            self._pending = pending
+            log.warning("ingestion.consumer.commit_failed error=%r (will retry)", exc)
 
     def _store(self, batch, by_kind, records_by_event, poison) -> list[dict]:
         with self.sessions() as session:

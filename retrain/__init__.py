@@ -1,1 +1,1 @@
-"""Retraining: versioned preference datasets, reward-model refresh, DPO, launch helpers (torch is imported lazily)."""
+"""Retraining: dataset snapshots, jobs and runners, reward-model refresh, DPO, registry (torch imported lazily)."""

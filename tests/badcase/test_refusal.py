@@ -14,9 +14,10 @@ from badcase import refusal
 MODELS = ("gpt4", "llama2new", "llama2orig", "mistralinstruct")
 LABELS = {"1_full_compliance": "full_compliance", "2_full_refusal": "full_refusal",
           "3_partial_refusal": "partial_refusal"}
-# What LOMO reaches today (bench/refusal_eval.py): gpt4 0.96, llama2new 0.87, llama2orig 0.86, mistralinstruct 0.86.
+# LOMO today (bench/refusal_eval.py): gpt4 0.967, llama2new 0.878, llama2orig 0.869, mistralinstruct 0.871.
 FLOOR = 0.85
 TARGET = 0.93
+AT_TARGET = ("gpt4",)  # models whose held-out accuracy reaches TARGET: asserted hard; the others are xfail
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +39,12 @@ def xstest(shared_data: Path) -> dict[str, pd.DataFrame]:
 
 @pytest.fixture(scope="module")
 def lomo(xstest) -> dict[str, np.ndarray]:
-    """Held-out predictions per model, the logistic layer fitted on the other three models only."""
+    """Held-out predictions per model: weights and C (inner leave-one-model-out) fitted on the other three only."""
     preds = {}
     for held in MODELS:
-        train = pd.concat([xstest[m] for m in MODELS if m != held])
-        weights = refusal.fit(train["prompt"].tolist(), train["completion"].tolist(), train["y"].tolist())
+        train = pd.concat([xstest[m].assign(model=m) for m in MODELS if m != held])
+        weights = refusal.fit(train["prompt"].tolist(), train["completion"].tolist(), train["y"].tolist(), c=None,
+                              groups=train["model"].tolist())
         test = xstest[held]
         preds[held] = np.array(refusal.classify(test["prompt"].tolist(), test["completion"].tolist(), weights=weights))
     return preds
@@ -62,11 +64,14 @@ def test_lomo_beats_both_baselines(xstest, lomo, model):
     assert acc >= FLOOR, f"{model}: LOMO {acc:.4f} < {FLOOR}"
 
 
-@pytest.mark.xfail(reason="target not met: LOMO is 0.86-0.88 on llama2new/llama2orig/mistralinstruct (partial vs "
-                          "full refusal is the hard part; humans agree 0.96-0.98)", strict=False)
-@pytest.mark.parametrize("model", MODELS)
+_TARGET_CASES = [m if m in AT_TARGET else pytest.param(m, marks=pytest.mark.xfail(
+    reason="target not met: LOMO 0.87-0.88 on llama2new/llama2orig/mistralinstruct (partial vs full refusal is the "
+           "hard part; humans agree 0.96-0.98)", strict=False)) for m in MODELS]
+
+
+@pytest.mark.parametrize("model", _TARGET_CASES)
 def test_lomo_reaches_target(xstest, lomo, model):
-    """The 0.93 target of the brief, per held-out model."""
+    """The 0.93 target of the brief, per held-out model (hard for AT_TARGET, xfail for the rest)."""
     assert _acc(lomo[model], xstest[model]["y"]) >= TARGET
 
 
