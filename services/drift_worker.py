@@ -198,6 +198,10 @@ def loop(settings: Settings, stop: threading.Event | None = None) -> None:
                 if time.monotonic() >= next_run:
                     next_run = time.monotonic() + settings.drift_interval_seconds
                     run_pass(factory, settings, client=client)
+                    # The worker is also the scheduler of retraining: new admitted pairs or a severe drift alert.
+                    from services import retraining
+
+                    retraining.evaluate_triggers(factory, settings, created_by="drift-worker")
                 else:
                     deliver(factory, settings, client=client)
             except Exception:  # noqa: BLE001 - a database outage: log and try again on the next tick
