@@ -26,16 +26,18 @@ def descriptor_columns(items: list) -> dict[str, dict]:
     messages = [[m.model_dump() for m in it.messages] + [{"role": "assistant", "content": it.response}]
                 if it.messages else None for it in items]
     cols = descriptors.compute(prompts, responses, messages)
+    names = list(cols)
     out = {}
-    for i, it in enumerate(items):
-        row = {name: _py(values[i]) for name, values in cols.items()}
+    for it, values in zip(items, zip(*(_plain(cols[n]) for n in names))):
+        row = dict(zip(names, values))
         row["rm_score"], row["rm_disagreement"] = rules.reward_summary(it.reward_scores)
         out[it.event_id] = row
     return out
 
 
-def _py(v):
-    return v.item() if hasattr(v, "item") else v
+def _plain(values) -> list:
+    """Plain Python values (numpy arrays and scalars become lists of ints, floats, bools, strs)."""
+    return values.tolist() if hasattr(values, "tolist") else [v.item() if hasattr(v, "item") else v for v in values]
 
 
 def _baselines(session: Session) -> dict:
@@ -91,7 +93,7 @@ def flag_interactions(session: Session, event_ids: list[str], exploration_share:
     flagged = []
     for row in rows:
         firings = rules.evaluate(row, negative_feedback=negative.get(row["event_id"]),
-                                 baseline=baselines.get((row["domain_bucket"], row["model_version"])))
+                                 baseline=baselines.get((row.get("domain_bucket"), row["model_version"])))
         if firings or routing.explore(row["event_id"], share):
             flagged.append((row, firings, not firings))
     return flagging.record_many(session, flagged)
