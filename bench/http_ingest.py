@@ -71,6 +71,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=300)
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of the API")
     a = ap.parse_args()
     import os
     import tempfile
@@ -85,7 +86,7 @@ def main() -> None:
         bare_dir = tempfile.mkdtemp()
         open(f"{bare_dir}/bare_app.py", "w").write(BARE_APP)
         p_api, p_bare = free_port(), free_port()
-        api = serve(["--factory", "services.api:create_app"], env, p_api)
+        api = serve(["--factory", "services.api:create_app", "--workers", str(a.workers)], env, p_api)
         bare = serve(["--app-dir", bare_dir, "bare_app:app"], env, p_bare)
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         ours, raw = [], []

@@ -56,15 +56,21 @@ def keys_create(role: str = typer.Option(..., "--role", help="app | reviewer | l
 
 @app.command()
 def serve(host: str = typer.Option(None, help="Bind address (FF_HOST)."),
-          port: int = typer.Option(None, help="Port (FF_PORT).")) -> None:
+          port: int = typer.Option(None, help="Port (FF_PORT)."),
+          workers: int = typer.Option(None, help="Worker processes (FF_WORKERS).")) -> None:
     """Run the HTTP API."""
     import uvicorn
 
-    from services.api import create_app
-
     _setup_logging()
     s = get_settings()
-    uvicorn.run(create_app(s), host=host or s.host, port=port or s.port, log_level=s.log_level.lower())
+    n = workers or s.workers
+    common = {"host": host or s.host, "port": port or s.port, "log_level": s.log_level.lower()}
+    if n > 1:  # worker processes import the app themselves and read the same FF_* settings
+        uvicorn.run("services.api:create_app", factory=True, workers=n, **common)
+    else:
+        from services.api import create_app
+
+        uvicorn.run(create_app(s), **common)
 
 
 def main() -> None:

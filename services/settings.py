@@ -19,6 +19,7 @@ class Settings(BaseSettings):
     # HTTP
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = 1  # uvicorn worker processes of `serve` (ingest is CPU-bound Python: one per core)
     max_body_bytes: int = 8 * 1024 * 1024
     max_batch_items: int = 1000
     log_level: str = "INFO"
