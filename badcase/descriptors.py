@@ -16,7 +16,7 @@ import re
 
 import numpy as np
 
-from badcase import refusal
+from badcase import refusal, refusal_lexicon
 from badcase.refusal import TextBatch
 
 BUCKETS = ("general", "stem", "code", "multilingual")
@@ -89,7 +89,7 @@ _STEM_WORDS = (
     " proteins dna genetic genetics gravity momentum thermodynamics entropy voltage wavelength astronomy isotope"
     " neuron neurons mitochondria"
 )
-_STEM_TABLE = refusal.ngram_table({}, {"stem": _STEM_WORDS})
+_STEM_TABLE = refusal_lexicon.ngram_table({}, {"stem": _STEM_WORDS})
 _FOREIGN_STOP = frozenset((
     "les des est une dans pour pas que qui sur avec cette sont aussi mais comme tout "  # fr
     "los las por para una con como pero esta este son del muy "  # es
@@ -231,7 +231,7 @@ def domain_buckets(prompts: list[str] | None, responses: list[str], _batch: Text
     pb = TextBatch(prompts)
     s = {k: v + w for (k, v), w in zip(_signals(_batch or TextBatch(responses)).items(), _signals(pb).values())}
     low = np.frombuffer(pb.data.lower(), np.uint8)
-    starts, _, _ = refusal.ngram_hits(low, _STEM_TABLE)
+    starts, _, _ = refusal_lexicon.ngram_hits(low, _STEM_TABLE)
     s["stem"] = s["stem"] + 2 * pb.count(starts)
     script = s["non_latin"] > 0.3 * (s["non_latin"] + s["letters"])
     kind = np.where(s["code"] >= 2, 2, np.where(s["stem"] >= 2, 1, np.where(script, 3, 0)))  # index into BUCKETS
