@@ -94,23 +94,17 @@ def record_many(session: Session, flagged: list[tuple[dict, list[rules.Firing], 
         head = heads.get(key) or min(id_of[v["interaction_id"]] for _, _, v in new if v["cluster_key"] == key)
         extra = n if key in heads else n - 1
         if extra:
-            size = session.scalar(update(bc).where(bc.id == head).values(cluster_size=bc.cluster_size + extra)
-                                  .returning(bc.cluster_size))
-            sev, unc = session.execute(select(bc.severity, bc.uncertainty).where(bc.id == head)).one()
+            size, sev, unc = session.execute(update(bc).where(bc.id == head)
+                                             .values(cluster_size=bc.cluster_size + extra)
+                                             .returning(bc.cluster_size, bc.severity, bc.uncertainty)).one()
             session.execute(update(bc).where(bc.id == head)
                             .values(priority=routing.priority(sev, cluster_size=size, uncertainty=unc)))
     reasons = [{"badcase_id": id_of[row["id"]], "rule": f.rule, "severity": f.severity, "evidence": f.evidence,
-                "rules_version": rules.RULES_VERSION, "created_at": _now()} for row, firings, _ in new for f in firings]
+                "rules_version": rules.RULES_VERSION} for row, firings, _ in new for f in firings]
     if reasons:
         session.execute(insert(t.BadcaseReason), reasons)
     session.flush()
     return len(flagged)
-
-
-def _now():
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc)
 
 
 def length_baselines(session: Session, *, sample: int = 20_000) -> dict[tuple[str, str], rules.LengthBaseline]:

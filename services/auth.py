@@ -2,8 +2,6 @@
 
 import hashlib
 import secrets
-from datetime import datetime, timezone
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -43,9 +41,3 @@ def allowed(role: str, needed: tuple[str, ...]) -> bool:
     """Whether a key of `role` may call an endpoint open to `needed` roles."""
     return role in needed or bool(IMPLIES.get(role, set()) & set(needed))
 
-
-def revoke(session: Session, *, key_id: int) -> None:
-    """Revoke a key from now on."""
-    row = session.get(t.ApiKey, key_id)
-    if row is not None:
-        row.revoked_at = datetime.now(timezone.utc)
