@@ -5,6 +5,7 @@ and only flush. `record` is meant to run in its own short transaction after a ga
 rubric row lock it takes never sits inside the submit's locks.
 """
 
+import functools
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import case, func, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.orm import Session
 
 from badcase import agreement, gating, queue
@@ -35,28 +36,29 @@ def _finite(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else round(float(x), 6)
 
 
-def window_items(session: Session, rubric_version_id: int | None, batch: str | None, size: int = WINDOW) -> list[int]:
-    """Ids of the latest `size` gated (non-gold) items of a rubric version and batch, newest gate first."""
+@functools.cache
+def _window_stmt(scoped_rubric: bool, scoped_batch: bool):
+    """Built once: the submissions of the latest gated items of a rubric version and batch, newest gate first."""
     bc, sub = t.Badcase, t.ReviewSubmission
     gated_at = func.max(sub.created_at).label("gated_at")
-    q = (select(bc.id).join(sub, sub.badcase_id == bc.id)
-         .where(bc.is_gold.is_(False), bc.status.in_(queue.DECIDED), bc.submissions_count >= bc.required_reviews,
-                bc.rubric_version_id.is_(None) if rubric_version_id is None else bc.rubric_version_id == rubric_version_id,
-                bc.review_batch.is_(None) if batch is None else bc.review_batch == batch)
-         .group_by(bc.id).order_by(gated_at.desc(), bc.id.desc()).limit(size))
-    return list(session.scalars(q))
+    items = (select(bc.id.label("item_id"), gated_at).join(sub, sub.badcase_id == bc.id)
+             .where(bc.is_gold.is_(False), bc.status.in_(queue.DECIDED), bc.submissions_count >= bc.required_reviews,
+                    bc.rubric_version_id == bindparam("rubric") if scoped_rubric else bc.rubric_version_id.is_(None),
+                    bc.review_batch == bindparam("batch") if scoped_batch else bc.review_batch.is_(None))
+             .group_by(bc.id).order_by(gated_at.desc(), bc.id.desc()).limit(bindparam("size")).subquery())
+    return (select(items.c.item_id, sub.reviewer_id, sub.verdict, sub.category).join(sub, sub.badcase_id == items.c.item_id)
+            .order_by(items.c.gated_at.desc(), items.c.item_id.desc(), sub.id))
 
 
-def submissions_by_item(session: Session, item_ids: list[int]) -> dict[int, list[gating.Submission]]:
-    """The blind submissions of each item, as the gate sees them."""
-    out: dict[int, list[gating.Submission]] = {i: [] for i in item_ids}
-    if not item_ids:
-        return out
-    rows = session.execute(select(t.ReviewSubmission.badcase_id, t.ReviewSubmission.reviewer_id,
-                                  t.ReviewSubmission.verdict, t.ReviewSubmission.category)
-                           .where(t.ReviewSubmission.badcase_id.in_(item_ids)).order_by(t.ReviewSubmission.id))
+def window(session: Session, rubric_version_id: int | None, batch: str | None,
+           size: int = WINDOW) -> dict[int, list[gating.Submission]]:
+    """The blind submissions of the latest `size` gated (non-gold) items of a rubric version and batch, by item,
+    newest gate first: one query."""
+    out: dict[int, list[gating.Submission]] = {}
+    rows = session.execute(_window_stmt(rubric_version_id is not None, batch is not None),
+                           {"rubric": rubric_version_id, "batch": batch, "size": size})
     for bid, rid, verdict, category in rows:
-        out[bid].append(gating.Submission(str(rid), verdict, category))
+        out.setdefault(bid, []).append(gating.Submission(str(rid), verdict, category))
     return out
 
 
@@ -71,19 +73,19 @@ def per_reviewer(subs: dict[int, list[gating.Submission]]) -> dict[str, dict[str
 
 
 def record(session: Session, rubric_version_id: int | None, batch: str | None, now: datetime, *,
-           window: int = WINDOW, min_items: int = MIN_ITEMS) -> Recorded:
+           size: int = WINDOW, min_items: int = MIN_ITEMS) -> Recorded:
     """Write an agreement report over the window; below 0.4 flag the rubric version and pause its queue."""
     rubric = queue.locked(session, t.RubricVersion, rubric_version_id) if rubric_version_id is not None else None
-    ids = window_items(session, rubric_version_id, batch, window)
-    if len(ids) < min_items:
+    subs = window(session, rubric_version_id, batch, size)
+    if len(subs) < min_items:
         return Recorded(None)
-    subs = submissions_by_item(session, ids)
+    ids = list(subs)
     ba = gating.batch_agreement(subs, revise_below=REVISE_BELOW, target=TARGET)
     report = t.AgreementReport(
         rubric_version_id=rubric_version_id, review_batch=batch, n_items=ba.items,
         krippendorff_alpha=_finite(ba.alpha), fleiss_kappa=_finite(ba.fleiss_kappa), status=ba.status,
         per_reviewer=per_reviewer(subs), created_at=now,
-        details={"window": window, "reviewers": ba.reviewers, "fleiss_items": ba.fleiss_items,
+        details={"window": size, "reviewers": ba.reviewers, "fleiss_items": ba.fleiss_items,
                  "revise_below": REVISE_BELOW, "target": TARGET, "items": ids})
     session.add(report)
     events = []

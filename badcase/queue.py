@@ -6,22 +6,24 @@ on the reviewer row), and the count-based status change of a badcase runs under 
 mutating function starts with a write, which takes SQLite's one write lock at once (BEGIN IMMEDIATE semantics).
 """
 
+import functools
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, false, func, or_, select, true, update
+from sqlalchemy import and_, bindparam, false, func, or_, select, true, update
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
-from badcase import gating, resolution, rubric_store
+from badcase import claim_pg, gating, resolution, rubric_store
 from badcase import rubric as rubric_mod
 from badcase.resolution import adjudicate  # noqa: F401  (part of the queue's interface)
 from badcase.review_errors import AlreadySubmitted, LeaseLost, RubricMismatch, SessionCapReached
 from badcase.review_rows import (ACTIVE, DECIDED, PAUSED_RUBRIC, alternative_body, alternative_of,  # noqa: F401
-                                 alternative_response, aware, clean_text, is_postgres, locked)
+                                 alternative_response, aware, clean_text, is_postgres, locked,
+                                 sqlite_write_lock)
 from schemas import tables as t
 from schemas.errors import InvalidInput, NotFound
 
@@ -33,14 +35,21 @@ _UNLOADED = object()
 
 @dataclass
 class Claim:
-    """A leased review slot and its item; `resumed` when the reviewer already held it."""
+    """A leased review slot; `resumed` when the reviewer already held it; `view` when the claim built it."""
 
-    task: t.ReviewTask
-    badcase: t.Badcase
+    task_id: int
+    badcase_id: int
+    slot: int
+    ab_order: str | None
     resumed: bool = False
-    # Kept so the caller's blind view finds them in the session instead of loading them again.
-    interaction: t.Interaction | None = None
-    rubric: t.RubricVersion | None = None
+    task: t.ReviewTask | None = None
+    view: dict[str, Any] | None = None
+    # Rows loaded with the slot, kept so the caller's view finds them in the session (the identity map holds weakly).
+    rows: tuple = ()
+
+
+def _claim_of(task: t.ReviewTask, resumed: bool = False, rows: tuple = ()) -> Claim:
+    return Claim(task.id, task.badcase_id, task.slot, task.ab_order, resumed=resumed, task=task, rows=rows)
 
 
 @dataclass
@@ -120,20 +129,35 @@ def _open_session(reviewer_id):
             .order_by(rs.id.desc()).limit(1).scalar_subquery())
 
 
+def session_step(started_at: datetime | None, last_activity_at: datetime | None, now: datetime,
+                 cap_minutes: float | None) -> str:
+    """What a claim does to the reviewer's open review session: `touch` it, start a `new` one, or `restart`
+    (end it after a break, then start anew); refuses once an unbroken session has run `cap_minutes`."""
+    if last_activity_at is None:
+        return "new"
+    if now - aware(last_activity_at) > SESSION_BREAK:
+        return "restart"
+    if cap_minutes is not None and now - aware(started_at) >= timedelta(minutes=cap_minutes):
+        rest = int(SESSION_BREAK.total_seconds() // 60)
+        raise SessionCapReached(f"you have reviewed for {cap_minutes:g} minutes: take a break of {rest} minutes, "
+                                "then claim again")
+    return "touch"
+
+
+_SESSION_STEPS = {"touch": ("touch",), "new": ("new",), "restart": ("restart", "new")}
+
+
 def _touch_session(session: Session, reviewer_id: int, now: datetime, cap_minutes: float | None,
                    row: t.ReviewSession | None | object = _UNLOADED) -> t.ReviewSession:
     """Record activity in the reviewer's current session; with a cap, refuse once the session has run that long."""
     if row is _UNLOADED:
         row = session.scalars(select(t.ReviewSession).where(t.ReviewSession.id == _open_session(reviewer_id))).first()
-    if row is not None and now - aware(row.last_activity_at) > SESSION_BREAK:
+    step = session_step(row and row.started_at, row and row.last_activity_at, now, cap_minutes)
+    if step == "restart":
         row.ended_at, row = row.last_activity_at, None
     if row is None:
         row = t.ReviewSession(reviewer_id=reviewer_id, started_at=now, last_activity_at=now)
         session.add(row)
-    elif cap_minutes is not None and now - aware(row.started_at) >= timedelta(minutes=cap_minutes):
-        rest = int(SESSION_BREAK.total_seconds() // 60)
-        raise SessionCapReached(f"you have reviewed for {cap_minutes:g} minutes: take a break of {rest} minutes, "
-                                "then claim again")
     row.last_activity_at = now
     return row
 
@@ -166,12 +190,32 @@ def claim_next(session: Session, reviewer: t.Reviewer, now: datetime, lease_seco
                *, gold_share: float = 0.0, rng: random.Random | None = None) -> Claim | None:
     """Lease the reviewer the next item in their domains (by priority), or None when there is nothing for them."""
     rng = rng or _RNG
-    held_task, current = _lock_reviewer(session, reviewer.id, now)
+    pg = is_postgres(session)
+    if pg:  # the common case in two round trips: this lock, then one statement (badcase.claim_pg)
+        lk = claim_pg.lock_reviewer(session, reviewer.id, now)
+        held_task = lk.held_id
+    else:
+        held_task, current = _lock_reviewer(session, reviewer.id, now)
     if held_task is not None:
-        task = session.get(t.ReviewTask, held_task)
-        return Claim(task, session.get(t.Badcase, task.badcase_id), resumed=True)
-    _touch_session(session, reviewer.id, now, session_cap_minutes, current)
-    task = _gold_slot(session, reviewer) if gold_share > 0 and rng.random() < gold_share else None
+        return _claim_of(session.get(t.ReviewTask, held_task), resumed=True)
+    task = None
+    if gold_share > 0 and rng.random() < gold_share:
+        _touch_session(session, reviewer.id, now, session_cap_minutes, _UNLOADED if pg else current)
+        task = _gold_slot(session, reviewer)
+        steps, pg_fast = (), pg and task is None
+    else:
+        pg_fast = pg
+        if pg:
+            steps = _SESSION_STEPS[session_step(lk.started_at, lk.last_activity_at, now, session_cap_minutes)]
+        else:
+            _touch_session(session, reviewer.id, now, session_cap_minutes, current)
+    if pg_fast:
+        row = claim_pg.lease_slot(session, reviewer_id=reviewer.id, domains=list(reviewer.domains or []), now=now,
+                                  lease_seconds=lease_seconds, ab=rng.choice(("AB", "BA")), session_steps=steps,
+                                  session_id=lk.session_id)
+        if row is None:
+            return None
+        return Claim(row.id, row.badcase_id, row.slot, row.ab_order, view=claim_pg.view_of(session, row))
     found = (task, None, None, None, None) if task is not None else _open_slot(session, reviewer, now)
     if found is None:
         return None
@@ -195,36 +239,53 @@ def claim_next(session: Session, reviewer: t.Reviewer, now: datetime, lease_seco
         if started.rowcount:
             set_committed_value(badcase, "status", "in_review")
     session.flush()
-    return Claim(task, badcase, interaction=interaction, rubric=rubric)
+    return _claim_of(task, rows=(badcase, interaction, rubric))
 
 
-def _owned_task(session: Session, task_id: int, reviewer: t.Reviewer) -> tuple[t.ReviewTask, t.ReviewClaim]:
-    """The task locked, checked to be leased to this reviewer, and the reviewer's claim on it."""
-    task = locked(session, t.ReviewTask, task_id)
-    if task is None:
+@functools.cache
+def _owned_task_stmt(pg: bool):
+    """Built once (statement construction costs more than the round trip): task, claim, badcase, session, rubric."""
+    tk, rc, bc, rs, rv = t.ReviewTask, t.ReviewClaim, t.Badcase, t.ReviewSession, t.RubricVersion
+    rid = bindparam("reviewer_id")
+    # The item's rubric comes along: a submission names the version it followed, nearly always this one.
+    stmt = (select(tk, rc, bc, rs, rv).join(bc, bc.id == tk.badcase_id)
+            .outerjoin(rc, and_(rc.task_id == tk.id, rc.reviewer_id == rid))
+            .outerjoin(rs, rs.id == _open_session(rid)).outerjoin(rv, rv.id == bc.rubric_version_id)
+            .where(tk.id == bindparam("task_id")).execution_options(populate_existing=True))
+    return stmt.with_for_update(of=tk, key_share=True) if pg else stmt  # NO KEY UPDATE: see review_rows.locked
+
+
+def _owned_task(session: Session, task_id: int, reviewer: t.Reviewer) -> tuple:
+    """The task locked and checked to be leased to this reviewer, with the reviewer's claim on it, its badcase and
+    the reviewer's open review session: one round trip."""
+    sqlite_write_lock(session, t.ReviewTask, task_id)
+    found = session.execute(_owned_task_stmt(is_postgres(session)),
+                            {"task_id": task_id, "reviewer_id": reviewer.id}).first()
+    if found is None:
         raise NotFound(f"no review task {task_id}")
+    task, claim, badcase, current, rubric = found
     if task.reviewer_id == reviewer.id and task.status == "submitted":
         raise AlreadySubmitted(f"task {task_id} was submitted already")
-    if task.reviewer_id != reviewer.id or task.status != "leased":
+    if task.reviewer_id != reviewer.id or task.status != "leased" or claim is None:
         raise LeaseLost(f"task {task_id} is not leased to you (released, or expired and taken over): claim again")
-    claim = session.scalars(select(t.ReviewClaim).where(t.ReviewClaim.task_id == task.id,
-                                                        t.ReviewClaim.reviewer_id == reviewer.id)).one()
-    return task, claim
+    return task, claim, badcase, current, rubric
 
 
 def release(session: Session, task_id: int, reviewer: t.Reviewer, now: datetime) -> t.ReviewTask:
     """Give a leased slot back to the queue; the reviewer will not get this item again."""
-    task, claim = _owned_task(session, task_id, reviewer)
+    task, claim, _, current, _ = _owned_task(session, task_id, reviewer)
     claim.outcome, claim.ended_at = "released", now
     task.status, task.reviewer_id, task.lease_expires_at, task.ab_order = "open", None, None, None
-    _touch_session(session, reviewer.id, now, None)
+    _touch_session(session, reviewer.id, now, None, current)
     session.flush()
     return task
 
 
-def _rubric_for(session: Session, badcase: t.Badcase, answer: Mapping[str, Any]) -> t.RubricVersion:
+def _rubric_for(session: Session, badcase: t.Badcase, answer: Mapping[str, Any],
+                loaded: t.RubricVersion | None = None) -> t.RubricVersion:
     rid = answer.get("rubric_version_id")
-    row = session.get(t.RubricVersion, rid) if isinstance(rid, int) and not isinstance(rid, bool) else None
+    row = None if not isinstance(rid, int) or isinstance(rid, bool) else (
+        loaded if loaded is not None and loaded.id == rid else session.get(t.RubricVersion, rid))
     if row is None:
         raise InvalidInput("name the rubric version you followed",
                            [{"loc": ["rubric_version_id"], "msg": f"unknown rubric version {rid!r}", "type": "missing"}])
@@ -236,9 +297,8 @@ def _rubric_for(session: Session, badcase: t.Badcase, answer: Mapping[str, Any])
 def submit(session: Session, task_id: int, reviewer: t.Reviewer, answer: Mapping[str, Any], now: datetime, *,
            threshold: float = 2 / 3, policy: str = gating.ADJUDICATION) -> SubmitResult:
     """Store a reviewer's answer on a leased task and, when it is the k-th, gate the item under its row lock."""
-    task, claim = _owned_task(session, task_id, reviewer)
-    badcase = session.get(t.Badcase, task.badcase_id)
-    rubric = _rubric_for(session, badcase, answer)
+    task, claim, badcase, current, loaded = _owned_task(session, task_id, reviewer)
+    rubric = _rubric_for(session, badcase, answer, loaded)
     errors = rubric_mod.validate_submission(rubric_store.as_dict(rubric), answer, pairwise=task.ab_order is not None)
     if errors:
         raise InvalidInput("the submission does not follow the rubric", errors)
@@ -259,7 +319,7 @@ def submit(session: Session, task_id: int, reviewer: t.Reviewer, answer: Mapping
     session.add(row)
     task.status, task.lease_expires_at = "submitted", None
     claim.outcome, claim.ended_at = "submitted", now
-    _touch_session(session, reviewer.id, now, None)
+    _touch_session(session, reviewer.id, now, None, current)
     session.flush()
     decision = None if badcase.is_gold else resolution.gate(session, badcase.id, now, threshold, policy)
     return SubmitResult(row, session.get(t.Badcase, badcase.id), decision)

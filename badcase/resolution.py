@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from badcase import gating, routing
@@ -20,15 +20,22 @@ from schemas.errors import InvalidInput, NotFound
 
 
 def gate(session: Session, badcase_id: int, now: datetime, threshold: float,
-                    policy: str) -> gating.Decision | None:
-    """Recount the item's submissions under its row lock; gate it exactly once, when the count reaches k."""
-    badcase = locked(session, t.Badcase, badcase_id)
+         policy: str) -> gating.Decision | None:
+    """Count this submission under the item's row lock; gate the item exactly once, when the count reaches k.
+
+    The increment is one UPDATE: it takes the row lock and, when another submitter committed first, counts on
+    top of their row version, so two reviewers submitting at once can neither both miss nor both make the k-th.
+    """
+    bc = t.Badcase
+    count, required, status = session.execute(
+        update(bc).where(bc.id == badcase_id).values(submissions_count=bc.submissions_count + 1)
+        .returning(bc.submissions_count, bc.required_reviews, bc.status)
+        .execution_options(synchronize_session=False)).one()
+    if count < required or status not in ACTIVE:
+        return None
+    badcase = session.scalars(select(bc).where(bc.id == badcase_id).execution_options(populate_existing=True)).one()
     subs = list(session.scalars(select(t.ReviewSubmission).where(t.ReviewSubmission.badcase_id == badcase_id)
                                 .order_by(t.ReviewSubmission.id)))
-    badcase.submissions_count = len(subs)
-    if len(subs) < badcase.required_reviews or badcase.status not in ACTIVE:
-        session.flush()
-        return None
     decision = gating.decide([gating.Submission(str(s.reviewer_id), s.verdict, s.category, s.rewrite) for s in subs],
                              threshold=threshold, policy=policy)
     _apply(session, badcase, decision, subs, now)

@@ -28,12 +28,17 @@ def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def locked(session: Session, cls, row_id: int):
-    """Load a row under a lock: `FOR NO KEY UPDATE` on PostgreSQL, SQLite's write lock (a no-op write) there."""
+def sqlite_write_lock(session: Session, cls, row_id: int) -> None:
+    """On SQLite, take the database's one write lock now (a no-op write on the row); nothing on PostgreSQL."""
     if not is_postgres(session):
         table = cls.__table__
         column = table.c[_NOOP_COLUMN[table.name]]
         session.execute(update(table).where(table.c.id == row_id).values({column: column}))
+
+
+def locked(session: Session, cls, row_id: int):
+    """Load a row under a lock: `FOR NO KEY UPDATE` on PostgreSQL, SQLite's write lock (a no-op write) there."""
+    sqlite_write_lock(session, cls, row_id)
     stmt = select(cls).where(cls.id == row_id).execution_options(populate_existing=True)
     if is_postgres(session):
         # NO KEY UPDATE: the foreign keys of rows other transactions insert (claims, submissions) take KEY SHARE

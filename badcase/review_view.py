@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from badcase import queue, rubric_store
+from badcase import rubric_store
+from badcase.review_rows import alternative_response, aware
 from schemas import tables as t
 
 FINAL = ("resolved", "dismissed", "ambiguous")
@@ -40,25 +41,31 @@ def _reviews(session: Session, badcase_id: int) -> list[dict[str, Any]]:
             for s, name in rows]
 
 
+def blind_view(*, task_id: int, status: str, lease_expires_at, badcase_id: int, bucket: str | None, prompt: str,
+               messages: list | None, original: str, alternative: str | None, ab_order: str | None,
+               rubric) -> dict[str, Any]:
+    """The blind part of a task's view, from plain values (`rubric`: a rubric version row or the like)."""
+    return {
+        "task_id": task_id, "badcase_id": badcase_id, "status": status, "lease_expires_at": aware(lease_expires_at),
+        "bucket": bucket, "prompt": prompt, "messages": messages or [],
+        "responses": responses(original, alternative, ab_order), "pairwise": ab_order is not None,
+        "rubric": {"id": rubric.id, "version": rubric.version, "status": rubric.status, **rubric_store.as_dict(rubric)},
+        "submission": None, "resolution": None,
+    }
+
+
 def task_view(session: Session, task: t.ReviewTask) -> dict[str, Any]:
     """The blind view of one task, for the reviewer holding it (or a lead)."""
     badcase = session.get(t.Badcase, task.badcase_id)
     interaction = session.get(t.Interaction, badcase.interaction_id)
-    alternative = queue.alternative_response(session, interaction.event_id)
     rubric = session.get(t.RubricVersion, badcase.rubric_version_id) if badcase.rubric_version_id else None
-    rubric = rubric or rubric_store.ensure_default(session)
+    view = blind_view(task_id=task.id, status=task.status, lease_expires_at=task.lease_expires_at,
+                      badcase_id=badcase.id, bucket=badcase.bucket, prompt=interaction.prompt,
+                      messages=interaction.messages, original=interaction.response,
+                      alternative=alternative_response(session, interaction.event_id), ab_order=task.ab_order,
+                      rubric=rubric or rubric_store.ensure_default(session))
     own = None if task.status != "submitted" else session.scalars(
         select(t.ReviewSubmission).where(t.ReviewSubmission.task_id == task.id)).first()
-    view: dict[str, Any] = {
-        "task_id": task.id, "badcase_id": badcase.id, "status": task.status,
-        "lease_expires_at": queue.aware(task.lease_expires_at), "bucket": badcase.bucket,
-        "prompt": interaction.prompt, "messages": interaction.messages or [],
-        "responses": responses(interaction.response, alternative, task.ab_order),
-        "pairwise": task.ab_order is not None,
-        "rubric": {"id": rubric.id, "version": rubric.version, "status": rubric.status,
-                   **rubric_store.as_dict(rubric)},
-        "submission": None, "resolution": None,
-    }
     if own is not None:
         view["submission"] = {"verdict": own.verdict, "category": own.category, "ratings": own.ratings,
                               "preference": _label(own.preference, own.ab_order), "rewrite": own.rewrite,
@@ -79,6 +86,6 @@ def adjudication_item(session: Session, badcase: t.Badcase) -> dict[str, Any]:
             "share": resolution.get("share"), "candidates": resolution.get("candidates", []),
             "rubric_version_id": badcase.rubric_version_id, "bucket": badcase.bucket, "severity": badcase.severity,
             "prompt": interaction.prompt, "original": interaction.response,
-            "alternative": queue.alternative_response(session, interaction.event_id),
+            "alternative": alternative_response(session, interaction.event_id),
             "model": {"name": interaction.model_name, "version": interaction.model_version},
             "reviews": _reviews(session, badcase.id)}

@@ -6,11 +6,12 @@ before the agreement window that includes it is recomputed in a second, short tr
 """
 
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from badcase import consensus, queue, review_view, rubric_store
@@ -46,9 +47,12 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+_REVIEWER_OF_KEY = select(t.Reviewer).where(t.Reviewer.api_key_id == bindparam("key_id"))  # built once
+
+
 def reviewer_for_key(session: Session, key: t.ApiKey) -> t.Reviewer:
     """The active reviewer an API key belongs to."""
-    row = session.scalar(select(t.Reviewer).where(t.Reviewer.api_key_id == key.id))
+    row = session.scalar(_REVIEWER_OF_KEY, {"key_id": key.id})
     if row is None or not row.active:
         raise NotAReviewer(f"API key {key.prefix}… is not linked to an active reviewer; create one with POST /v1/reviewers")
     return row
@@ -89,8 +93,8 @@ def claim(sessions: sessionmaker[Session], settings: Settings, key: t.ApiKey) ->
         if got is None:
             return None
         if not got.resumed:
-            log.info("review.task.claimed", extra={"task_id": got.task.id, "reviewer_id": reviewer.id})
-        return review_view.task_view(session, got.task)
+            log.info("review.task.claimed", extra={"task_id": got.task_id, "reviewer_id": reviewer.id})
+        return got.view if got.view is not None else review_view.task_view(session, got.task)
 
 
 def current(session: Session, key: t.ApiKey) -> dict[str, Any] | None:
@@ -124,8 +128,39 @@ def submit(sessions: sessionmaker[Session], settings: Settings, key: t.ApiKey, t
                                                  "reviewer_id": reviewer.id, "gate": out.outcome})
     if out.outcome is not None:
         log.info("review.badcase.gated", extra={"badcase_id": out.badcase_id, "status": out.badcase_status})
-        out.report = refresh_agreement(sessions, *scope)
+        out.report = refresh_agreement_coalesced(sessions, *scope)
     return out
+
+
+_REFRESH: dict[tuple, dict[str, bool]] = {}
+_REFRESH_LOCK = threading.Lock()
+
+
+def refresh_agreement_coalesced(sessions: sessionmaker[Session], rubric_version_id: int | None,
+                                batch: str | None) -> t.AgreementReport | None:
+    """`refresh_agreement`, at most one at a time per scope in this process: a gate committed while a refresh runs
+    marks the scope dirty and returns (None); the running refresher makes one more pass that includes it. Each
+    window recomputation waits for the rubric row lock, so under load one pass per burst replaces one per gate."""
+    scope = (id(sessions), rubric_version_id, batch)
+    with _REFRESH_LOCK:
+        state = _REFRESH.setdefault(scope, {"running": False, "dirty": False})
+        state["dirty"] = True
+        if state["running"]:
+            return None
+        state["running"] = True
+    report = None
+    try:
+        while True:
+            with _REFRESH_LOCK:
+                if not state["dirty"]:
+                    state["running"] = False
+                    return report
+                state["dirty"] = False
+            report = refresh_agreement(sessions, rubric_version_id, batch)
+    except BaseException:
+        with _REFRESH_LOCK:
+            state["running"] = False
+        raise
 
 
 def refresh_agreement(sessions: sessionmaker[Session], rubric_version_id: int | None,

@@ -27,7 +27,7 @@ def sessions(database_url):
 def claim(sessions, reviewer_id, now=T0, **kw):
     with db.unit_of_work(sessions) as s:
         c = queue.claim_next(s, s.get(t.Reviewer, reviewer_id), now, LEASE, CAP, **kw)
-        return None if c is None else (c.task.id, c.badcase.id, c.task.slot, c.task.ab_order, c.resumed)
+        return None if c is None else (c.task_id, c.badcase_id, c.slot, c.ab_order, c.resumed)
 
 
 def submit(sessions, reviewer_id, task_id, body, now=T0, **kw):

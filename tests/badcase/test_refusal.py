@@ -14,7 +14,7 @@ from badcase import refusal
 MODELS = ("gpt4", "llama2new", "llama2orig", "mistralinstruct")
 LABELS = {"1_full_compliance": "full_compliance", "2_full_refusal": "full_refusal",
           "3_partial_refusal": "partial_refusal"}
-# LOMO today (bench/refusal_eval.py): gpt4 0.967, llama2new 0.878, llama2orig 0.869, mistralinstruct 0.871.
+# LOMO today (bench/refusal_eval.py): gpt4 0.964, llama2new 0.880, llama2orig 0.867, mistralinstruct 0.884.
 FLOOR = 0.85
 TARGET = 0.93
 AT_TARGET = ("gpt4",)  # models whose held-out accuracy reaches TARGET: asserted hard; the others are xfail
@@ -65,7 +65,7 @@ def test_lomo_beats_both_baselines(xstest, lomo, model):
 
 
 _TARGET_CASES = [m if m in AT_TARGET else pytest.param(m, marks=pytest.mark.xfail(
-    reason="target not met: LOMO 0.87-0.88 on llama2new/llama2orig/mistralinstruct (partial vs full refusal is the "
+    reason="target not met: LOMO 0.867-0.884 on llama2new/llama2orig/mistralinstruct (partial vs full refusal is the "
            "hard part; humans agree 0.96-0.98)", strict=False)) for m in MODELS]
 
 
