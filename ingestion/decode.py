@@ -1,5 +1,6 @@
 """Decode and validate raw bytes (an HTTP body or a Kafka message value) against the wire contracts."""
 
+import json
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -37,6 +38,33 @@ def _is_json_error(exc: ValidationError) -> bool:
     return any(e["type"] == "json_invalid" for e in exc.errors(include_url=False))
 
 
+_NUL = b"\\u0000"  # how JSON spells a NUL character inside a string
+
+
+def _nul_path(value: Any, path: tuple = ()) -> tuple | None:
+    """Where a NUL character sits in decoded JSON (PostgreSQL text and jsonb cannot hold one), or None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        if isinstance(k, str) and "\x00" in k:
+            return (*path, k)
+        found = _nul_path(v, (*path, k))
+        if found is not None:
+            return found
+    return None
+
+
+def _nul_error(body: bytes) -> list[dict[str, Any]] | None:
+    """The error details when a body holds a NUL character in any string (a cheap byte search first)."""
+    if _NUL not in body:
+        return None
+    found = _nul_path(json.loads(body))
+    if found is None:
+        return None
+    return [{"loc": list(found), "msg": "text cannot contain the NUL character (\\u0000)", "type": "string_nul"}]
+
+
 def decode_batch(kind: str, body: bytes, max_items: int) -> list:
     """Validate an HTTP body holding one object or a JSON array of objects; raise the matching domain error."""
     is_list = body.lstrip()[:1] == b"["
@@ -49,6 +77,9 @@ def decode_batch(kind: str, body: bytes, max_items: int) -> list:
         if _is_json_error(exc):
             raise MalformedJSON("request body is not valid JSON", _details(exc)) from None
         raise InvalidInput(f"the {kind} payload does not match the contract", _details(exc)) from None
+    nul = _nul_error(body)
+    if nul:
+        raise InvalidInput(f"the {kind} payload does not match the contract", nul)
     if len(items) > max_items:
         raise PayloadTooLarge(f"a batch holds at most {max_items} items, got {len(items)}")
     if not items:
@@ -61,9 +92,13 @@ def decode_message(kind: str, value: bytes | None) -> Any | DecodeError:
     if value is None:
         return DecodeError("malformed_json", "message has no value (tombstone)")
     try:
-        return _ONES[kind].validate_json(value)
+        item = _ONES[kind].validate_json(value)
     except ValidationError as exc:
         if _is_json_error(exc):
             return DecodeError("malformed_json", str(exc.errors(include_url=False)[0]["msg"]))
         return DecodeError("validation_error", "; ".join(
             f"{'.'.join(map(str, d['loc'])) or '<root>'}: {d['msg']}" for d in _details(exc)[:5]))
+    nul = _nul_error(value)
+    if nul:
+        return DecodeError("validation_error", f"{'.'.join(map(str, nul[0]['loc']))}: {nul[0]['msg']}")
+    return item

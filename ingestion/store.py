@@ -12,6 +12,7 @@ from sqlalchemy import String, any_, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from ingestion import interactions_pg
 from schemas import feedback as fb_wire
 from schemas import tables as t
 from schemas.interaction import Interaction
@@ -30,7 +31,11 @@ class StoreOutcome:
 
 def payload_hash(item) -> str:
     """A short stable hash of the validated payload; the same event sent twice hashes the same."""
-    return hashlib.blake2b(item.__pydantic_serializer__.to_json(item), digest_size=16).hexdigest()
+    return _hash(item.__pydantic_serializer__.to_json(item))
+
+
+def _hash(canonical: bytes) -> str:
+    return hashlib.blake2b(canonical, digest_size=16).hexdigest()
 
 
 def _is_pg(session: Session) -> bool:
@@ -77,15 +82,18 @@ def _insert_new(session: Session, table, rows: list[dict]) -> dict[str, int]:
     return dict(session.execute(stmt, rows).all())
 
 
-def _dedupe(items: list) -> tuple[dict[str, tuple[object, str]], StoreOutcome]:
-    """Collapse repeats inside one batch: same payload is a duplicate, a different one a conflict."""
-    seen: dict[str, tuple[object, str]] = {}
+def _dedupe(items: list) -> tuple[dict[str, tuple[object, str, bytes]], StoreOutcome]:
+    """Collapse repeats inside one batch: same payload is a duplicate, a different one a conflict.
+
+    Each kept event comes with its hash and its canonical JSON (what the hash is of)."""
+    seen: dict[str, tuple[object, str, bytes]] = {}
     outcome = StoreOutcome()
     for item in items:
-        h = payload_hash(item)
+        canonical = item.__pydantic_serializer__.to_json(item)
+        h = _hash(canonical)
         prev = seen.get(item.event_id)
         if prev is None:
-            seen[item.event_id] = (item, h)
+            seen[item.event_id] = (item, h, canonical)
         elif prev[1] == h:
             outcome.duplicates.append(item.event_id)
         else:
@@ -131,14 +139,18 @@ def store_interactions(session: Session, items: list[Interaction], extra: dict[s
     """
     seen, outcome = _dedupe(items)
     now = datetime.now(timezone.utc)
-    rows = []
-    for eid, (item, h) in seen.items():
-        row = interaction_row(item, h, now)
-        if extra and eid in extra:
-            row.update(extra[eid])
-        rows.append(row)
     table = t.Interaction.__table__
-    inserted = _insert_new(session, table, rows)
+    if _is_pg(session):
+        inserted = interactions_pg.insert(session, [(item, h, doc) for item, h, doc in seen.values()], extra or {},
+                                          now) if seen else {}
+    else:
+        rows = []
+        for eid, (item, h, _) in seen.items():
+            row = interaction_row(item, h, now)
+            if extra and eid in extra:
+                row.update(extra[eid])
+            rows.append(row)
+        inserted = _insert_new(session, table, rows)
     _classify(session, table, seen, inserted, outcome)
     outcome.ids = inserted
     if inserted:
@@ -173,9 +185,9 @@ def store_feedback(session: Session, items: list) -> StoreOutcome:
     seen, outcome = _dedupe(items)
     now = datetime.now(timezone.utc)
     it = t.Interaction.__table__
-    refs = {item.interaction_id for item, _ in seen.values()}
+    refs = {item.interaction_id for item, _, _ in seen.values()}
     ids = dict(session.execute(select(it.c.event_id, it.c.id).where(_in(session, it.c.event_id, list(refs)))).all()) if refs else {}
-    rows = [feedback_row(item, h, ids.get(item.interaction_id), now) for item, h in seen.values()]
+    rows = [feedback_row(item, h, ids.get(item.interaction_id), now) for item, h, _ in seen.values()]
     table = t.Feedback.__table__
     inserted = _insert_new(session, table, rows)
     _classify(session, table, seen, inserted, outcome)

@@ -38,8 +38,9 @@ def test_poison_messages_are_dead_lettered_and_the_rest_stored(stream):
     good = [interaction(i) for i in range(2_000)]
     values = encode(good)
     poison = []
-    for k in range(20):  # 1 %: half bad JSON, half wrong schema
-        bad = b'{"event_id": "broken-' + str(k).encode() + b'", ' if k % 2 else encode([{**interaction(90_000 + k), "turn": "x"}])[0]
+    for k in range(20):  # 1 %: half bad JSON, half wrong schema (a wrong type, or a NUL PostgreSQL cannot store)
+        wrong = {"turn": "x"} if k % 4 else {"response": "nul \x00 inside"}
+        bad = b'{"event_id": "broken-' + str(k).encode() + b'", ' if k % 2 else encode([{**interaction(90_000 + k), **wrong}])[0]
         poison.append(bad)
         values.insert(k * 100 + 50, bad)
     stream.produce(values)

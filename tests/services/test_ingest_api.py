@@ -85,6 +85,9 @@ BAD = [
     (json.dumps([interaction(1), {**interaction(2), "latency_ms": -1}]).encode(), 422, "validation_error"),
     (json.dumps([interaction(i) for i in range(1001)]).encode(), 413, "payload_too_large"),
     (b"[]", 422, "validation_error"),
+    # PostgreSQL text cannot hold NUL: refused up front (not a server error, nor a batch retried forever).
+    (json.dumps([interaction(1), interaction(2, response="cut\x00here")]).encode(), 422, "validation_error"),
+    (json.dumps(interaction(3, metadata={"note": ["ok", "\x00"]})).encode(), 422, "validation_error"),
 ]
 
 
