@@ -3,11 +3,13 @@
 Functions take the caller's session and flush; the caller commits.
 """
 
+import json
 import math
 from collections import defaultdict
+from datetime import datetime, timezone
 from collections.abc import Callable
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from badcase import routing, rules
@@ -54,6 +56,30 @@ def record(session: Session, *, interaction: dict, firings: list[rules.Firing], 
     return bc
 
 
+# PostgreSQL: one fixed statement over arrays (prepared once) instead of a VALUES list psycopg re-parses per size.
+_PG_TYPES = {"interaction_id": "bigint", "status": "text", "severity": "text", "cluster_key": "text",
+             "cluster_size": "int", "is_exploration": "bool", "bucket": "text", "model_version": "text",
+             "reasons": "json", "rules_version": "text", "uncertainty": "float8", "required_reviews": "int",
+             "priority": "float8", "is_gold": "bool", "admitted": "bool", "submissions_count": "int",
+             "created_at": "timestamptz", "updated_at": "timestamptz"}
+_ARRAY = {c: "text" if ty == "json" else ty for c, ty in _PG_TYPES.items()}  # json travels as text
+_PG_INSERT = text(
+    f"INSERT INTO badcase ({', '.join(_PG_TYPES)}) SELECT {', '.join(f'u.{c}::{ty}' for c, ty in _PG_TYPES.items())} "
+    f"FROM unnest({', '.join(f'CAST(:{c} AS {ty}[])' for c, ty in _ARRAY.items())}) AS u({', '.join(_PG_TYPES)}) "
+    "RETURNING id, interaction_id")
+
+
+def _insert_badcases(session: Session, rows: list[dict]) -> list[tuple[int, int]]:
+    """Insert new badcase rows; (id, interaction_id) of each."""
+    if session.get_bind().dialect.name != "postgresql":
+        return [tuple(r) for r in session.execute(insert(t.Badcase).returning(t.Badcase.id, t.Badcase.interaction_id),
+                                                  rows).all()]
+    now = datetime.now(timezone.utc)
+    params = {c: [r.get(c, now if c.endswith("_at") else None) for r in rows] for c in _PG_TYPES}
+    params["reasons"] = [json.dumps(x) for x in params["reasons"]]
+    return [tuple(r) for r in session.execute(_PG_INSERT, params).all()]
+
+
 def record_many(session: Session, flagged: list[tuple[dict, list[rules.Firing], bool]]) -> int:
     """Batch form of `record` for the ingest path: new badcases, their reasons and cluster counts in a few statements.
 
@@ -85,7 +111,7 @@ def record_many(session: Session, flagged: list[tuple[dict, list[rules.Firing], 
     keys = {vals["cluster_key"] for _, _, vals in new}
     heads = dict(session.execute(select(bc.cluster_key, func.min(bc.id)).where(bc.cluster_key.in_(keys), bc.status.in_(OPEN))
                                  .group_by(bc.cluster_key)).all())
-    inserted = session.execute(insert(bc).returning(bc.id, bc.interaction_id), [v for _, _, v in new]).all()
+    inserted = _insert_badcases(session, [v for _, _, v in new])
     id_of = {iid: bid for bid, iid in inserted}
     grew: dict[str, int] = defaultdict(int)
     for _, _, vals in new:

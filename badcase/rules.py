@@ -82,34 +82,32 @@ def evaluate(row: dict, *, negative_feedback: list[dict] | None = None,
              baseline: LengthBaseline | None = None, rules: dict[str, Rule] = DEFAULT_RULES) -> list[Firing]:
     """All rules that fire on one interaction row (descriptor columns + prompt/response), with evidence."""
     out: list[Firing] = []
-
-    def on(name: str) -> Rule | None:
-        r = rules.get(name)
-        return r if r is not None and r.enabled else None
-
-    if (r := on("negative_feedback")) and negative_feedback:
+    on = {k: r for k, r in rules.items() if r.enabled}  # runs on every ingested row: cheap checks first
+    get = row.get
+    if negative_feedback and (r := on.get("negative_feedback")):
         out.append(Firing("negative_feedback", r.severity, {"feedback": negative_feedback[:10]}))
-    if (r := on("over_refusal")) and row.get("is_refusal") and not unsafe_request(row.get("prompt", "")):
-        out.append(Firing("over_refusal", r.severity, {"refusal_class": row.get("refusal_class"),
-                                                        "response_start": (row.get("response") or "")[:200]}))
-    if (r := on("sycophancy_flip")) and row.get("sycophancy_flip"):
+    if get("is_refusal") and (r := on.get("over_refusal")) and not unsafe_request(get("prompt", "")):
+        out.append(Firing("over_refusal", r.severity, {"refusal_class": get("refusal_class"),
+                                                        "response_start": (get("response") or "")[:200]}))
+    if get("sycophancy_flip") and (r := on.get("sycophancy_flip")):
         out.append(Firing("sycophancy_flip", r.severity, {"detail": "answer changed after the user pushed back"}))
-    elif (r := on("sycophancy_marker")) and row.get("sycophancy_marker"):
-        out.append(Firing("sycophancy_marker", r.severity, {"response_start": (row.get("response") or "")[:200]}))
-    r = on("length_anomaly")
-    if r and baseline is not None and baseline.n >= r.params["min_baseline"] and row.get("length_chars") is not None:
+    elif get("sycophancy_marker") and (r := on.get("sycophancy_marker")):
+        out.append(Firing("sycophancy_marker", r.severity, {"response_start": (get("response") or "")[:200]}))
+    r = on.get("length_anomaly")
+    if r and baseline is not None and baseline.n >= r.params["min_baseline"] and get("length_chars") is not None:
         z = robust_z(row["length_chars"], baseline)
         if abs(z) > r.params["robust_z"]:
             out.append(Firing("length_anomaly", r.severity, {
                 "length_chars": row["length_chars"], "robust_z": round(z, 2), "baseline_median_chars": round(math.expm1(baseline.median)),
                 "baseline_n": baseline.n, "direction": "long" if z > 0 else "short"}))
-    if (r := on("low_reward")) and row.get("rm_score") is not None and row["rm_score"] < r.params["threshold"]:
-        out.append(Firing("low_reward", r.severity, {"rm_score": row["rm_score"], "threshold": r.params["threshold"]}))
-    if (r := on("reward_disagreement")) and (row.get("rm_disagreement") or 0) > r.params["threshold"]:
-        out.append(Firing("reward_disagreement", r.severity, {"rm_disagreement": row["rm_disagreement"],
+    score, spread = get("rm_score"), get("rm_disagreement")
+    if score is not None and (r := on.get("low_reward")) and score < r.params["threshold"]:
+        out.append(Firing("low_reward", r.severity, {"rm_score": score, "threshold": r.params["threshold"]}))
+    if spread and (r := on.get("reward_disagreement")) and spread > r.params["threshold"]:
+        out.append(Firing("reward_disagreement", r.severity, {"rm_disagreement": spread,
                                                               "threshold": r.params["threshold"]}))
-    if (r := on("verifier_failure")) and row.get("verifier_passed") is False:
-        out.append(Firing("verifier_failure", r.severity, {"verifier": row.get("verifier")}))
+    if get("verifier_passed") is False and (r := on.get("verifier_failure")):
+        out.append(Firing("verifier_failure", r.severity, {"verifier": get("verifier")}))
     return out
 
 

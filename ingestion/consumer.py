@@ -4,9 +4,14 @@ At-least-once from Kafka, idempotent in the database: offsets are committed only
 letters, and the per-partition progress) are committed, so a crash re-delivers the uncommitted batch and the
 event-id uniqueness absorbs it. While the database is down the loop pauses its partitions, keeps polling (so it
 stays in the group), and retries the same batch with backoff.
+
+Pipelined, one batch deep: a writer thread runs batch N's database transaction while this thread polls,
+validates and prepares batch N+1 (the CPU work that needs no database). Only this thread touches the Kafka
+consumer (it is not thread safe): it commits batch N's offsets once the writer reports N committed.
 """
 
 import logging
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -31,7 +36,8 @@ LAG = Gauge("ff_consumer_lag", "High-water mark minus the next offset to store",
 # Database down or connection lost; IntegrityError only from a progress row raced by a rebalanced peer.
 RETRYABLE = (OperationalError, InterfaceError, IntegrityError)
 
-IngestFn = Callable[[Session, str, list], object]  # returns an ingestion.store.StoreOutcome
+IngestFn = Callable[..., object]  # (session, kind, items[, prepared]) -> an ingestion.store.StoreOutcome
+PrepareFn = Callable[[str, list], object]  # (kind, items) -> what the ingest function takes as `prepared`
 
 
 @dataclass
@@ -68,36 +74,59 @@ def make_producer(bootstrap_servers: str) -> KafkaProducer:
     return KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", linger_ms=5, enable_idempotence=False)
 
 
+class _Job:
+    """One polled batch on its way to the database: decoded, prepared, then stored by the writer thread."""
+
+    def __init__(self, batch: dict, by_kind: dict, prepared: dict, records_by_event: dict, poison: list,
+                 highwater: dict):
+        self.batch, self.by_kind, self.prepared = batch, by_kind, prepared
+        self.records_by_event, self.poison, self.highwater = records_by_event, poison, highwater
+        self.t0 = time.perf_counter()
+        self.done = threading.Event()
+        self.new_dead: list[dict] = []
+        self.error: BaseException | None = None
+
+
 class BatchConsumer:
     """Runs the poll → validate → store → commit loop until `stop()` is called."""
 
     def __init__(self, cfg: ConsumerConfig, sessions: sessionmaker, ingest: IngestFn,
-                 consumer: KafkaConsumer | None = None):
-        self.cfg, self.sessions, self.ingest = cfg, sessions, ingest
+                 consumer: KafkaConsumer | None = None, prepare: PrepareFn | None = None):
+        self.cfg, self.sessions, self.ingest, self.prepare = cfg, sessions, ingest, prepare
         self.consumer = consumer or make_consumer(cfg)
         self.producer: KafkaProducer | None = None
         self._running = True
         self._last_check = 0.0
         self._pending: dict[TopicPartition, OffsetAndMetadata] = {}
+        self.records_done = 0  # records whose batch is stored and whose offsets were handed to commit
 
     def stop(self) -> None:
         """Ask the loop to finish its batch, commit and leave the group."""
         self._running = False
 
     def run(self) -> None:
-        """Consume until stopped; then close the consumer (leaving the group)."""
+        """Consume until stopped (pipelined, see the module docstring); then close the consumer (leaving the group)."""
         log.info("ingestion.consumer.started topics=%s group=%s", list(self.cfg.topics), self.cfg.group_id)
+        inflight: _Job | None = None
         try:
             while self._running:
-                batch = self.consumer.poll(timeout_ms=self.cfg.poll_timeout_ms)
+                batch = self.consumer.poll(timeout_ms=self.cfg.poll_timeout_ms if inflight is None else 0)
                 if batch:
-                    self.process(batch)
-                else:
+                    job = self._decode(batch)
+                    if inflight is not None:
+                        self._finish(inflight)
+                    inflight = self._start(job)
+                elif inflight is not None and inflight.done.wait(0.05):
+                    self._finish(inflight)
+                    inflight = None
+                elif inflight is None:
                     self._commit_pending()
                     if time.monotonic() - self._last_check > 5:
                         self._check_offsets()
         finally:
             try:
+                if inflight is not None:
+                    self._finish(inflight)
                 self._commit_pending()
             finally:
                 self.consumer.close(autocommit=False)
@@ -107,7 +136,10 @@ class BatchConsumer:
 
     def process(self, batch: dict[TopicPartition, list]) -> None:
         """Store one polled batch (retrying while the database is down), dead-letter its poison, commit offsets."""
-        t0 = time.perf_counter()
+        self._finish(self._start(self._decode(batch), thread=False))
+
+    def _decode(self, batch: dict[TopicPartition, list]) -> _Job:
+        """Validate every record (poison becomes a dead letter) and prepare each kind's items: no database."""
         by_kind: dict[str, list] = defaultdict(list)
         records_by_event: dict[tuple[str, str], object] = {}
         poison: list[dict] = []
@@ -122,16 +154,51 @@ class BatchConsumer:
                 else:
                     by_kind[kind].append(item)
                     records_by_event[(kind, item.event_id)] = rec
-        new_dead = self._store_with_retry(batch, by_kind, records_by_event, poison)
-        self._publish_dead_letters(new_dead)
+        prepared = {kind: self.prepare(kind, items) for kind, items in by_kind.items()} if self.prepare else {}
+        return _Job(batch, by_kind, prepared, records_by_event, poison,
+                    {tp: self.consumer.highwater(tp) for tp in batch})
+
+    def _start(self, job: _Job, thread: bool = True) -> _Job:
+        """Store the job's batch: in a writer thread (the loop), or here (`process`)."""
+        def work():
+            try:
+                job.new_dead = self._store_with_retry(job)
+            except BaseException as exc:  # re-raised by _finish, in the consumer's thread
+                job.error = exc
+            finally:
+                job.done.set()
+
+        if thread:
+            threading.Thread(target=work, name="ff-consumer-writer", daemon=True).start()
+        else:
+            work()
+        return job
+
+    def _finish(self, job: _Job) -> None:
+        """Wait for the job's transaction (polling paused partitions meanwhile), then commit its offsets."""
+        paused = False
+        while not job.done.wait(0.2):
+            # A long wait (database down): keep polling so this member stays in the group, fetching nothing.
+            if not paused:
+                log.info("ingestion.consumer.waiting_for_database")
+            self.consumer.pause(*self.consumer.assignment())
+            paused = True
+            self.consumer.poll(timeout_ms=0)
+        if paused:
+            self.consumer.resume(*self.consumer.paused())
+        if job.error is not None:
+            raise job.error
+        self._publish_dead_letters(job.new_dead)
+        batch = job.batch
         self._pending.update({tp: OffsetAndMetadata(recs[-1].offset + 1, "", -1) for tp, recs in batch.items()})
         self._commit_pending()
+        self.records_done += sum(len(recs) for recs in batch.values())
         for tp, recs in batch.items():
             hw = self.consumer.highwater(tp)
             if hw is not None:
                 LAG.labels(tp.topic, tp.partition).set(max(hw - recs[-1].offset - 1, 0))
         BATCHES.inc()
-        BATCH_SECONDS.observe(time.perf_counter() - t0)
+        BATCH_SECONDS.observe(time.perf_counter() - job.t0)
 
     def _commit_pending(self) -> None:
         """Commit stored offsets; after a failure (a rebalance) retry later for the partitions still ours."""
@@ -147,14 +214,17 @@ class BatchConsumer:
             self._pending = pending
             log.warning("ingestion.consumer.commit_failed error=%r (will retry)", exc)
 
-    def _store(self, batch, by_kind, records_by_event, poison) -> list[dict]:
+    def _store(self, job: _Job) -> list[dict]:
         with self.sessions() as session:
             try:
-                dead = list(poison)
-                for kind, items in by_kind.items():
-                    outcome = self.ingest(session, kind, items)
+                dead = list(job.poison)
+                for kind, items in job.by_kind.items():
+                    if kind in job.prepared:
+                        outcome = self.ingest(session, kind, items, job.prepared[kind])
+                    else:
+                        outcome = self.ingest(session, kind, items)
                     for eid in outcome.conflicts:
-                        rec = records_by_event[(kind, eid)]
+                        rec = job.records_by_event[(kind, eid)]
                         dead.append(deadletter.row(kind="conflict", reason="conflict", topic=rec.topic,
                                                    partition=rec.partition, offset=rec.offset, key=rec.key,
                                                    payload=rec.value,
@@ -162,7 +232,7 @@ class BatchConsumer:
                     RECORDS.labels(kind, "stored").inc(len(outcome.stored))
                     RECORDS.labels(kind, "duplicate").inc(len(outcome.duplicates))
                 new = deadletter.record(session, dead)
-                incidents = offsets.advance(session, self.cfg.group_id, batch, self.consumer.highwater)
+                incidents = offsets.advance(session, self.cfg.group_id, job.batch, job.highwater.get)
                 new += deadletter.record(session, incidents)
                 session.commit()
                 return new
@@ -170,27 +240,21 @@ class BatchConsumer:
                 session.rollback()
                 raise
 
-    def _store_with_retry(self, batch, by_kind, records_by_event, poison) -> list[dict]:
-        backoff = 0.2
-        paused = False
+    def _store_with_retry(self, job: _Job) -> list[dict]:
+        """Store the job, retrying with backoff while the database is unavailable (runs in the writer thread)."""
+        backoff, failed = 0.2, False
         while True:
             try:
-                new = self._store(batch, by_kind, records_by_event, poison)
-                if paused:
-                    self.consumer.resume(*self.consumer.paused())
+                new = self._store(job)
+                if failed:
                     log.info("ingestion.consumer.database_back")
                 return new
             except RETRYABLE as exc:
                 DB_RETRIES.inc()
+                failed = True
                 log.warning("ingestion.consumer.database_unavailable retry_in=%.1fs error=%s", backoff,
                             str(exc).splitlines()[0][:200])
-                if not paused:
-                    self.consumer.pause(*self.consumer.assignment())
-                    paused = True
-                # Keep polling while paused: it returns nothing but keeps this member in the group.
-                deadline = time.monotonic() + backoff
-                while time.monotonic() < deadline:
-                    self.consumer.poll(timeout_ms=max(int((deadline - time.monotonic()) * 1000), 1))
+                time.sleep(backoff)
                 backoff = min(backoff * 2, self.cfg.max_backoff_s)
 
     def _publish_dead_letters(self, rows: list[dict]) -> None:

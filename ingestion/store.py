@@ -82,12 +82,21 @@ def _insert_new(session: Session, table, rows: list[dict]) -> dict[str, int]:
     return dict(session.execute(stmt, rows).all())
 
 
-def _dedupe(items: list) -> tuple[dict[str, tuple[object, str, bytes]], StoreOutcome]:
-    """Collapse repeats inside one batch: same payload is a duplicate, a different one a conflict.
+@dataclass(frozen=True)
+class Deduped:
+    """A batch with repeats collapsed: event id -> (item, payload hash, canonical JSON), and the repeats."""
+
+    seen: dict[str, tuple[object, str, bytes]]
+    duplicates: tuple[str, ...]
+    conflicts: tuple[str, ...]
+
+
+def dedupe(items: list) -> Deduped:
+    """Collapse repeats inside one batch: same payload is a duplicate, a different one a conflict (no database).
 
     Each kept event comes with its hash and its canonical JSON (what the hash is of)."""
     seen: dict[str, tuple[object, str, bytes]] = {}
-    outcome = StoreOutcome()
+    duplicates, conflicts = [], []
     for item in items:
         canonical = item.__pydantic_serializer__.to_json(item)
         h = _hash(canonical)
@@ -95,10 +104,15 @@ def _dedupe(items: list) -> tuple[dict[str, tuple[object, str, bytes]], StoreOut
         if prev is None:
             seen[item.event_id] = (item, h, canonical)
         elif prev[1] == h:
-            outcome.duplicates.append(item.event_id)
+            duplicates.append(item.event_id)
         else:
-            outcome.conflicts.append(item.event_id)
-    return seen, outcome
+            conflicts.append(item.event_id)
+    return Deduped(seen, tuple(duplicates), tuple(conflicts))
+
+
+def _dedupe(items: list, deduped: Deduped | None = None) -> tuple[dict[str, tuple[object, str, bytes]], StoreOutcome]:
+    d = deduped or dedupe(items)
+    return d.seen, StoreOutcome(duplicates=list(d.duplicates), conflicts=list(d.conflicts))
 
 
 def _classify(session: Session, table, seen: dict, inserted: set[str], outcome: StoreOutcome) -> None:
@@ -132,12 +146,14 @@ def interaction_row(item: Interaction, h: str, now: datetime) -> dict:
     }
 
 
-def store_interactions(session: Session, items: list[Interaction], extra: dict[str, dict] | None = None) -> StoreOutcome:
+def store_interactions(session: Session, items: list[Interaction], extra: dict[str, dict] | None = None,
+                       deduped: Deduped | None = None) -> StoreOutcome:
     """Insert new interactions (ON CONFLICT DO NOTHING), report duplicates and conflicts, link waiting feedback.
 
-    `extra` maps an event id to more column values for its row (descriptors computed by the pipeline).
+    `extra` maps an event id to more column values for its row (descriptors computed by the pipeline);
+    `deduped` is `dedupe(items)` when the caller made it ahead of the transaction.
     """
-    seen, outcome = _dedupe(items)
+    seen, outcome = _dedupe(items, deduped)
     now = datetime.now(timezone.utc)
     table = t.Interaction.__table__
     if _is_pg(session):

@@ -1,6 +1,5 @@
 """Wire contract (v1) of one LLM interaction as apps log it: over HTTP and as a Kafka message value."""
 
-from functools import cached_property
 from typing import Literal
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, model_validator
@@ -85,11 +84,9 @@ class Interaction(Timestamped):
 
     def prompt_text(self) -> str:
         """The prompt as plain text: `prompt`, else the last user message."""
-        return self._prompt_text
-
-    @cached_property
-    def _prompt_text(self) -> str:
         if self.prompt is not None:
             return self.prompt
-        users = [m.content for m in self.messages or [] if m.role == "user"]
-        return users[-1] if users else self.messages[-1].content
+        for m in reversed(self.messages):
+            if m.role == "user":
+                return m.content
+        return self.messages[-1].content

@@ -54,7 +54,7 @@ def run(settings: Settings, metrics_port: int | None = None) -> None:
     if port:
         start_http_server(port, addr="127.0.0.1" if settings.host == "127.0.0.1" else "0.0.0.0")
     engine = db.make_engine(settings.database_url)
-    loop = BatchConsumer(config(settings), db.session_factory(engine), pipeline.ingest)
+    loop = BatchConsumer(config(settings), db.session_factory(engine), pipeline.ingest, prepare=pipeline.prepare)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: loop.stop())
     try:

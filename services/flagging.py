@@ -23,8 +23,10 @@ def descriptor_columns(items: list) -> dict[str, dict]:
 
     prompts = [it.prompt_text() for it in items]
     responses = [it.response for it in items]
-    messages = [[m.model_dump() for m in it.messages] + [{"role": "assistant", "content": it.response}]
-                if it.messages else None for it in items]
+    # A flip needs an earlier assistant turn to push back on: only such conversations are built as dicts.
+    messages = [[{"role": m.role, "content": m.content} for m in it.messages]
+                + [{"role": "assistant", "content": it.response}]
+                if it.messages and any(m.role == "assistant" for m in it.messages) else None for it in items]
     cols = descriptors.compute(prompts, responses, messages)
     names = list(cols)
     out = {}
@@ -36,8 +38,8 @@ def descriptor_columns(items: list) -> dict[str, dict]:
 
 
 def _plain(values) -> list:
-    """Plain Python values (numpy arrays and scalars become lists of ints, floats, bools, strs)."""
-    return values.tolist() if hasattr(values, "tolist") else [v.item() if hasattr(v, "item") else v for v in values]
+    """Plain Python values: `descriptors.compute` gives lists of them; numpy arrays become lists."""
+    return values.tolist() if hasattr(values, "tolist") else values
 
 
 def _baselines(session: Session) -> dict:

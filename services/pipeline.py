@@ -17,10 +17,19 @@ def _count(kind: str, outcome: StoreOutcome) -> None:
     EVENTS.labels(kind, "conflict").inc(len(outcome.conflicts))
 
 
-def ingest_interactions(session: Session, items: list) -> StoreOutcome:
+def prepare(kind: str, items: list) -> dict | None:
+    """The ingest work that needs no database (descriptors, canonical JSON and hashes), done ahead of `ingest`
+    (the Kafka consumer prepares the next batch while the previous one is being stored)."""
+    if kind != "interaction" or not items:
+        return None
+    return {"columns": flagging.descriptor_columns(items), "deduped": store.dedupe(items)}
+
+
+def ingest_interactions(session: Session, items: list, prepared: dict | None = None) -> StoreOutcome:
     """Compute descriptors, store validated interactions idempotently, flag badcases; the caller commits."""
-    columns = flagging.descriptor_columns(items)
-    outcome = store.store_interactions(session, items, columns)
+    prepared = prepared or prepare("interaction", items) or {"columns": {}, "deduped": None}
+    columns = prepared["columns"]
+    outcome = store.store_interactions(session, items, columns, deduped=prepared["deduped"])
     rows = flagging.stored_rows(items, columns, outcome.ids)
     if flagging.flag_interactions(session, outcome.stored, rows=rows, feedback_waiting=outcome.linked > 0):
         flagging.fill_queue(session, min_interval_s=FILL_INTERVAL_S)
@@ -28,7 +37,7 @@ def ingest_interactions(session: Session, items: list) -> StoreOutcome:
     return outcome
 
 
-def ingest_feedback(session: Session, items: list) -> StoreOutcome:
+def ingest_feedback(session: Session, items: list, prepared: None = None) -> StoreOutcome:
     """Store validated feedback idempotently and re-evaluate the interactions it is about; the caller commits."""
     outcome = store.store_feedback(session, items)
     stored = set(outcome.stored)
@@ -38,6 +47,6 @@ def ingest_feedback(session: Session, items: list) -> StoreOutcome:
     return outcome
 
 
-def ingest(session: Session, kind: str, items: list) -> StoreOutcome:
-    """Dispatch a batch of one kind (`interaction` or `feedback`)."""
-    return (ingest_interactions if kind == "interaction" else ingest_feedback)(session, items)
+def ingest(session: Session, kind: str, items: list, prepared: dict | None = None) -> StoreOutcome:
+    """Dispatch a batch of one kind (`interaction` or `feedback`); `prepared` is `prepare(kind, items)` if made."""
+    return (ingest_interactions if kind == "interaction" else ingest_feedback)(session, items, prepared)
