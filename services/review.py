@@ -140,7 +140,8 @@ def refresh_agreement_coalesced(sessions: sessionmaker[Session], rubric_version_
                                 batch: str | None) -> t.AgreementReport | None:
     """`refresh_agreement`, at most one at a time per scope in this process: a gate committed while a refresh runs
     marks the scope dirty and returns (None); the running refresher makes one more pass that includes it. Each
-    window recomputation waits for the rubric row lock, so under load one pass per burst replaces one per gate."""
+    window recomputation waits for the rubric row lock, so under load one pass per burst replaces one per gate.
+    A request makes at most two passes; if gates keep coming, a background thread carries on for it."""
     scope = (id(sessions), rubric_version_id, batch)
     with _REFRESH_LOCK:
         state = _REFRESH.setdefault(scope, {"running": False, "dirty": False})
@@ -148,6 +149,11 @@ def refresh_agreement_coalesced(sessions: sessionmaker[Session], rubric_version_
         if state["running"]:
             return None
         state["running"] = True
+    return _refresh_while_dirty(sessions, rubric_version_id, batch, state, passes=2)
+
+
+def _refresh_while_dirty(sessions, rubric_version_id, batch, state: dict[str, bool],
+                         passes: int | None) -> t.AgreementReport | None:
     report = None
     try:
         while True:
@@ -155,11 +161,19 @@ def refresh_agreement_coalesced(sessions: sessionmaker[Session], rubric_version_
                 if not state["dirty"]:
                     state["running"] = False
                     return report
+                if passes == 0:  # still dirty: hand the scope to a background thread (it stays "running")
+                    threading.Thread(target=_refresh_while_dirty, daemon=True, name="ff-agreement-refresh",
+                                     args=(sessions, rubric_version_id, batch, state, None)).start()
+                    return report
                 state["dirty"] = False
             report = refresh_agreement(sessions, rubric_version_id, batch)
+            passes = None if passes is None else passes - 1
     except BaseException:
         with _REFRESH_LOCK:
             state["running"] = False
+        if passes is None:  # in the background thread: nobody to raise to
+            log.exception("review.agreement.refresh_failed")
+            return None
         raise
 
 

@@ -31,3 +31,28 @@ def test_gates_during_a_refresh_are_covered_by_one_more_pass(monkeypatch):
     assert passes == [(1, "b"), (2, "b"), (1, "b")]  # one extra pass of scope 1 for both gates
     assert out["first"] == "report-3"
     assert review.refresh_agreement_coalesced(sessions, 1, "b") == "report-4"  # idle again: runs at once
+
+
+def test_a_request_makes_at_most_two_passes_then_a_thread_carries_on(monkeypatch):
+    passes, gate = [], threading.Event()
+
+    def refresh(sessions, rubric_version_id, batch):
+        passes.append(threading.current_thread().name)
+        if len(passes) <= 3:  # a gate arrives during each of the first three passes
+            state = review._REFRESH[(id(sessions), rubric_version_id, batch)]
+            with review._REFRESH_LOCK:
+                state["dirty"] = True
+        else:
+            gate.set()
+        return len(passes)
+
+    monkeypatch.setattr(review, "refresh_agreement", refresh)
+    sessions = object()
+    assert review.refresh_agreement_coalesced(sessions, 7, None) == 2  # returned after its two passes
+    assert gate.wait(10)
+    for _ in range(100):
+        if not review._REFRESH[(id(sessions), 7, None)]["running"]:
+            break
+        threading.Event().wait(0.01)
+    assert passes[:2] == [threading.current_thread().name] * 2
+    assert passes[2:] == ["ff-agreement-refresh"] * 2 and not review._REFRESH[(id(sessions), 7, None)]["running"]
