@@ -16,16 +16,18 @@ from sqlalchemy.orm import Session
 from badcase import review_view, rubric_store
 from badcase.review_rows import ACTIVE, PAUSED_RUBRIC, alternative_of
 
-_LOCK = text("""
-SELECT (SELECT tk.id FROM review_task tk WHERE tk.reviewer_id = r.id AND tk.status = 'leased'
+_LOCK = """
+SELECT r.id, r.active, r.domains,
+       (SELECT tk.id FROM review_task tk WHERE tk.reviewer_id = r.id AND tk.status = 'leased'
           AND tk.lease_expires_at >= :now ORDER BY tk.id LIMIT 1) AS held_id,
        rs.id AS session_id, rs.started_at, rs.last_activity_at
 FROM reviewer r
 LEFT JOIN LATERAL (SELECT s.id, s.started_at, s.last_activity_at FROM review_session s
                    WHERE s.reviewer_id = r.id AND s.ended_at IS NULL ORDER BY s.id DESC LIMIT 1) rs ON true
-WHERE r.id = :rid
+WHERE r.{by} = :ref
 FOR NO KEY UPDATE OF r
-""")
+"""
+_LOCK_BY = {"id": text(_LOCK.format(by="id")), "api_key_id": text(_LOCK.format(by="api_key_id"))}
 
 # Review-session bookkeeping, as a data-modifying CTE (it runs whether or not a slot is found, as in queue.py).
 _SESSION = {
@@ -82,9 +84,10 @@ FROM ctx JOIN leased ON leased.id = ctx.id LEFT JOIN rubric_version rv ON rv.id 
 _STATEMENTS: dict[tuple[str, ...], Any] = {}
 
 
-def lock_reviewer(session: Session, reviewer_id: int, now: datetime):
-    """Lock the reviewer row (one reviewer's claims run one at a time); their held slot and open review session."""
-    return session.execute(_LOCK, {"rid": reviewer_id, "now": now}).one()
+def lock_reviewer(session: Session, ref: int, now: datetime, by: str = "id"):
+    """Lock the reviewer row (one reviewer's claims run one at a time) by id or API key id; the reviewer's id,
+    active flag and domains, the slot they hold and their open review session (None: no such reviewer)."""
+    return session.execute(_LOCK_BY[by], {"ref": ref, "now": now}).first()
 
 
 def _statement(steps: tuple[str, ...]):

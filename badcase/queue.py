@@ -186,13 +186,17 @@ def _lock_reviewer(session: Session, reviewer_id: int, now: datetime) -> tuple[i
     return held_task, current
 
 
-def claim_next(session: Session, reviewer: t.Reviewer, now: datetime, lease_seconds: int, session_cap_minutes: float,
-               *, gold_share: float = 0.0, rng: random.Random | None = None) -> Claim | None:
-    """Lease the reviewer the next item in their domains (by priority), or None when there is nothing for them."""
+def claim_next(session: Session, reviewer, now: datetime, lease_seconds: int, session_cap_minutes: float,
+               *, gold_share: float = 0.0, rng: random.Random | None = None, locked_row=None) -> Claim | None:
+    """Lease the reviewer the next item in their domains (by priority), or None when there is nothing for them.
+
+    `reviewer`: a reviewer row (or anything with its `id` and `domains`); `locked_row`: on PostgreSQL, the row of
+    `claim_pg.lock_reviewer` when the caller took the reviewer's lock already.
+    """
     rng = rng or _RNG
     pg = is_postgres(session)
     if pg:  # the common case in two round trips: this lock, then one statement (badcase.claim_pg)
-        lk = claim_pg.lock_reviewer(session, reviewer.id, now)
+        lk = locked_row if locked_row is not None else claim_pg.lock_reviewer(session, reviewer.id, now)
         held_task = lk.held_id
     else:
         held_task, current = _lock_reviewer(session, reviewer.id, now)

@@ -9,12 +9,13 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from badcase import consensus, queue, review_view, rubric_store
+from badcase import claim_pg, consensus, queue, review_view, rubric_store
 from schemas import tables as t
 from schemas.errors import Conflict, FFError, Forbidden, InvalidInput, NotFound
 from services import auth, db
@@ -87,9 +88,16 @@ def create_reviewer(session: Session, actor: t.ApiKey, *, name: str, role: str, 
 def claim(sessions: sessionmaker[Session], settings: Settings, key: t.ApiKey) -> dict[str, Any] | None:
     """Claim the next task for the key's reviewer; its blind view, or None when nothing waits."""
     with db.unit_of_work(sessions) as session:
-        reviewer = reviewer_for_key(session, key)
-        got = queue.claim_next(session, reviewer, now(), settings.lease_seconds, settings.session_cap_minutes,
-                               gold_share=settings.gold_share)
+        at, locked_row = now(), None
+        if queue.is_postgres(session):  # find and lock the reviewer in one round trip
+            locked_row = claim_pg.lock_reviewer(session, key.id, at, by="api_key_id")
+            if locked_row is None or not locked_row.active:
+                reviewer_for_key(session, key)  # raises the error that says why
+            reviewer = SimpleNamespace(id=locked_row.id, domains=locked_row.domains)
+        else:
+            reviewer = reviewer_for_key(session, key)
+        got = queue.claim_next(session, reviewer, at, settings.lease_seconds, settings.session_cap_minutes,
+                               gold_share=settings.gold_share, locked_row=locked_row)
         if got is None:
             return None
         if not got.resumed:
