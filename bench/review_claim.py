@@ -10,7 +10,8 @@ committing until the table is drained (statement and transaction timed). Ours is
 until the queue is empty. Prints percentiles (and the claim's CPU time in this process, a figure the machine's
 load does not inflate), then one JSON object.
 
-Run: .venv/bin/python bench/review_claim.py [--items N] [--reviewers R] [--k K] [--think-ms MS]
+Run: .venv/bin/python bench/review_claim.py [--items N] [--reviewers R] [--k K] [--think-ms MS] [--processes P]
+(--processes 2: the reviewers spread over two worker processes, as `serve --workers 2` serves them)
 """
 
 import argparse
@@ -131,6 +132,35 @@ def ours_phase(sessions, settings: Settings, keys: list[t.ApiKey],
     return claims, submits, cpu, wall
 
 
+def _child(url: str, settings: Settings, keys: list, think_ms: float, out) -> None:
+    """One API-like worker process: its own engine and its share of the reviewers as threads."""
+    engine = db.make_engine(url)
+    try:
+        out.put(ours_phase(db.session_factory(engine), settings, keys, think_ms)[:3])
+    finally:
+        engine.dispose()
+
+
+def ours_phase_processes(url: str, settings: Settings, keys: list[t.ApiKey], think_ms: float,
+                         processes: int) -> tuple[list[float], list[float], list[float], float]:
+    """The same reviewers spread over worker processes, as `serve --workers N` spreads requests."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_child, args=(url, settings, keys[i::processes], think_ms, out))
+             for i in range(processes)]
+    t0 = time.perf_counter()
+    for p in procs:
+        p.start()
+    parts = [out.get() for _ in procs]
+    for p in procs:
+        p.join()
+    wall = time.perf_counter() - t0
+    return ([x for c, _, _ in parts for x in c], [x for _, s_, _ in parts for x in s_],
+            [x for _, _, u in parts for x in u], wall)
+
+
 def reset(url: str) -> None:
     """Every slot open again and no review recorded, for the next pace."""
     dsn = url.replace("postgresql+psycopg://", "postgresql://")
@@ -144,13 +174,20 @@ def reset(url: str) -> None:
         conn.execute("ANALYZE")
 
 
-def run_pace(url: str, sessions, settings: Settings, keys: list[t.ApiKey], think_ms: float) -> dict:
+def run_pace(url: str, sessions, settings: Settings, keys: list[t.ApiKey], think_ms: float,
+             processes: int = 1) -> dict:
     """Raw tool, then ours, on the same table at one pace."""
     reset(url)
     raw_stmt, raw_txn = raw_phase(url, len(keys), think_ms)
     reset(url)
-    claims, submits, cpu, wall = ours_phase(sessions, settings, keys, think_ms)
-    return {"think_ms": think_ms, "reviews_per_s": round(len(submits) / wall, 1), "claim_next": pct(claims),
+    if processes > 1:
+        sessions.kw["bind"].dispose()  # no pooled connection crosses the fork
+        claims, submits, cpu, wall = ours_phase_processes(url, settings, keys, think_ms, processes)
+    else:
+        claims, submits, cpu, wall = ours_phase(sessions, settings, keys, think_ms)
+    while review.refreshes_running():  # the last agreement refreshes finish before the next phase
+        time.sleep(0.05)
+    return {"think_ms": think_ms, "processes": processes, "reviews_per_s": round(len(submits) / wall, 1), "claim_next": pct(claims),
             "claim_next_client_cpu": pct(cpu),
             "submit": pct(submits), "raw_select_for_update_skip_locked": pct(raw_stmt),
             "raw_claim_transaction": pct(raw_txn)}
@@ -163,7 +200,7 @@ def show(name: str, r: dict) -> None:
             ("submit (gate, agreement window)", r["submit"]),
             ("raw SELECT … FOR UPDATE SKIP LOCKED LIMIT 1 (statement)", r["raw_select_for_update_skip_locked"]),
             ("raw claim transaction (select, update, commit)", r["raw_claim_transaction"])]
-    print(f"{name}: think {r['think_ms']:g} ms, {r['reviews_per_s']} reviews/s")
+    print(f"{name}: think {r['think_ms']:g} ms, {r['processes']} process(es), {r['reviews_per_s']} reviews/s")
     for label, p in rows:
         print(f"  {label:<66} p50 {p['p50_ms']:8.2f} ms   p99 {p['p99_ms']:8.2f} ms   (n={p['n']})")
 
@@ -175,14 +212,16 @@ def main() -> None:
     parser.add_argument("--reviewers", type=int, default=20)
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--think-ms", type=float, default=500.0)
+    parser.add_argument("--processes", type=int, default=1,
+                        help="worker processes the reviewers are spread over (as `serve --workers N`)")
     args = parser.parse_args()
     with scratch_postgres() as url:
         settings = Settings(database_url=url, gold_share=0.0)
         engine = db.make_engine(url)
         sessions = db.session_factory(engine)
         keys = seed(sessions, args.items, args.reviewers, args.k)
-        paced = run_pace(url, sessions, settings, keys, args.think_ms)
-        burst = run_pace(url, sessions, settings, keys, 0.0)
+        paced = run_pace(url, sessions, settings, keys, args.think_ms, args.processes)
+        burst = run_pace(url, sessions, settings, keys, 0.0, args.processes)
         engine.dispose()
     out = {"bench": "review.claim_next", "database": "postgresql", "reviewers": args.reviewers, "items": args.items,
            "k": args.k, "paced": paced, "burst": burst, "target_claim_p99_ms": 50,

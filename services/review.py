@@ -160,6 +160,12 @@ def refresh_agreement_coalesced(sessions: sessionmaker[Session], rubric_version_
     return _refresh_while_dirty(sessions, rubric_version_id, batch, state, passes=2)
 
 
+def refreshes_running() -> int:
+    """How many agreement refreshes are running in this process."""
+    with _REFRESH_LOCK:
+        return sum(st["running"] for st in _REFRESH.values())
+
+
 def _refresh_while_dirty(sessions, rubric_version_id, batch, state: dict[str, bool],
                          passes: int | None) -> t.AgreementReport | None:
     report = None
