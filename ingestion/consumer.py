@@ -179,8 +179,6 @@ class BatchConsumer:
         paused = False
         while not job.done.wait(0.2):
             # A long wait (database down): keep polling so this member stays in the group, fetching nothing.
-            if not paused:
-                log.info("ingestion.consumer.waiting_for_database")
             self.consumer.pause(*self.consumer.assignment())
             paused = True
             self.consumer.poll(timeout_ms=0)

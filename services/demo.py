@@ -119,15 +119,23 @@ def train_cycle(sessions, settings: Settings, timeout: float = 240) -> dict:
     return out
 
 
-def run(settings: Settings, *, api_url: str, say=print, train: bool = True) -> dict:
+def start_receiver(settings: Settings) -> tuple[WebhookReceiver, Settings]:
+    """The demo's local webhook receiver, and settings that send alerts to it (give them to every process that
+    opens alerts: the drift worker may run its pass before the demo does)."""
+    secret = secrets.token_hex(16)
+    receiver = WebhookReceiver(secret, settings.data_dir / "webhook-received.jsonl").start()
+    return receiver, settings.model_copy(update={"webhook_url": receiver.url, "webhook_secret": secret})
+
+
+def run(settings: Settings, *, api_url: str, say=print, train: bool = True,
+        receiver: WebhookReceiver | None = None) -> dict:
     """Drive the loop once; returns what it made (and prints a short tour)."""
     from services import drift_worker
 
     engine = db.make_engine(settings.database_url)
     sessions = db.session_factory(engine)
-    secret = secrets.token_hex(16)
-    receiver = WebhookReceiver(secret, settings.data_dir / "webhook-received.jsonl").start()
-    settings = settings.model_copy(update={"webhook_url": receiver.url, "webhook_secret": secret})
+    if receiver is None:
+        receiver, settings = start_receiver(settings)
     summary: dict = {"webhook_receiver": f"http://127.0.0.1:{receiver.server_address[1]}/"}
 
     ref, ref_fb = demo_stream.make(N_PER_PHASE, phase="reference")

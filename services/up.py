@@ -27,7 +27,7 @@ def bootstrap(settings: Settings) -> str:
     return key
 
 
-def _demo_thread(settings: Settings, api_url: str) -> None:
+def _demo_thread(settings: Settings, api_url: str, receiver=None) -> None:
     """Run the demo loop once the API answers (in the background of `up --demo`)."""
     import threading
 
@@ -43,7 +43,7 @@ def _demo_thread(settings: Settings, api_url: str) -> None:
         try:
             from services import demo
 
-            demo.run(settings, api_url=api_url)
+            demo.run(settings, api_url=api_url, receiver=receiver)
         except Exception:
             log.exception("demo.failed")
 
@@ -66,6 +66,12 @@ def run(settings: Settings, demo: bool = False) -> None:
         children.append(server.process)
         env["FF_KAFKA_BOOTSTRAP_SERVERS"] = server.bootstrap
         settings = settings.model_copy(update={"kafka_bootstrap_servers": server.bootstrap})
+    receiver = None
+    if demo:  # alerts from the drift worker's own passes go to the demo's receiver too
+        from services.demo import start_receiver
+
+        receiver, settings = start_receiver(settings)
+        env.update(FF_WEBHOOK_URL=settings.webhook_url, FF_WEBHOOK_SECRET=settings.webhook_secret)
     children.append(subprocess.Popen([sys.executable, "-m", "services.cli", "consume"], env=env))
     children.append(subprocess.Popen([sys.executable, "-m", "services.cli", "drift", "worker"], env=env))
     print(json.dumps({"api": f"http://{settings.host}:{settings.port}", "docs": f"http://{settings.host}:{settings.port}/docs",
@@ -73,7 +79,7 @@ def run(settings: Settings, demo: bool = False) -> None:
           flush=True)
     print(f"\nFeedback Factory is up on http://{settings.host}:{settings.port}  (admin key: {key})\n", flush=True)
     if demo:
-        _demo_thread(settings, f"http://{settings.host}:{settings.port}")
+        _demo_thread(settings, f"http://{settings.host}:{settings.port}", receiver)
     try:
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
     finally:
