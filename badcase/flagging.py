@@ -6,8 +6,8 @@ Functions take the caller's session and flush; the caller commits.
 import json
 import math
 from collections import defaultdict
-from datetime import datetime, timezone
 from collections.abc import Callable
+from datetime import datetime, timezone
 
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session

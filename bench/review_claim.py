@@ -174,17 +174,17 @@ def reset(url: str) -> None:
         conn.execute("ANALYZE")
 
 
-def run_pace(url: str, sessions, settings: Settings, keys: list[t.ApiKey], think_ms: float,
+def run_pace(url: str, engine, settings: Settings, keys: list[t.ApiKey], think_ms: float,
              processes: int = 1) -> dict:
     """Raw tool, then ours, on the same table at one pace."""
     reset(url)
     raw_stmt, raw_txn = raw_phase(url, len(keys), think_ms)
     reset(url)
     if processes > 1:
-        sessions.kw["bind"].dispose()  # no pooled connection crosses the fork
+        engine.dispose()  # no pooled connection crosses the fork
         claims, submits, cpu, wall = ours_phase_processes(url, settings, keys, think_ms, processes)
     else:
-        claims, submits, cpu, wall = ours_phase(sessions, settings, keys, think_ms)
+        claims, submits, cpu, wall = ours_phase(db.session_factory(engine), settings, keys, think_ms)
     while review.refreshes_running():  # the last agreement refreshes finish before the next phase
         time.sleep(0.05)
     return {"think_ms": think_ms, "processes": processes, "reviews_per_s": round(len(submits) / wall, 1), "claim_next": pct(claims),
@@ -220,8 +220,8 @@ def main() -> None:
         engine = db.make_engine(url)
         sessions = db.session_factory(engine)
         keys = seed(sessions, args.items, args.reviewers, args.k)
-        paced = run_pace(url, sessions, settings, keys, args.think_ms, args.processes)
-        burst = run_pace(url, sessions, settings, keys, 0.0, args.processes)
+        paced = run_pace(url, engine, settings, keys, args.think_ms, args.processes)
+        burst = run_pace(url, engine, settings, keys, 0.0, args.processes)
         engine.dispose()
     out = {"bench": "review.claim_next", "database": "postgresql", "reviewers": args.reviewers, "items": args.items,
            "k": args.k, "paced": paced, "burst": burst, "target_claim_p99_ms": 50,

@@ -11,6 +11,8 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from ingestion import pg_copy
+
 # Interaction column <- SQL over the staged document `d` (jsonb). JSON nulls become SQL NULLs; `messages` [] too.
 _FROM_DOC = {
     "occurred_at": "(d->>'occurred_at')::timestamptz",
@@ -44,21 +46,12 @@ def insert(session: Session, entries: list[tuple[object, str, bytes]], extra: di
     `extra` maps an event id to more column values (descriptors); every event gets the columns of the first.
     """
     names = list(next(iter(extra.values()), {}))
-    plain = [*_PLAIN, *names]
     stage = f"_stage_interaction_{zlib.crc32(','.join(names).encode()):08x}"
-    cols = ", ".join(f'"{c}"' for c in plain)
-    raw = session.connection().connection.driver_connection
-    with raw.cursor() as cur:
-        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "
-                    f"SELECT {cols}, NULL::jsonb AS d FROM interaction WITH NO DATA")
-        with cur.copy(f"COPY {stage} ({cols}, d) FROM STDIN") as copy:
-            for item, h, doc in entries:
-                more = extra.get(item.event_id, {})
-                copy.write_row((item.event_id, h, now, item.prompt_text(), *[more.get(n) for n in names],
-                                doc.decode()))
-        targets = ", ".join([cols, *(f'"{c}"' for c in _FROM_DOC)])
-        cur.execute(f"INSERT INTO interaction ({targets}) SELECT {cols}, {', '.join(_FROM_DOC.values())} "
-                    f"FROM {stage} ON CONFLICT (event_id) DO NOTHING RETURNING event_id, id")
-        inserted = dict(cur.fetchall())
-        cur.execute(f"TRUNCATE {stage}")
-    return inserted
+    cols = ", ".join(f'"{c}"' for c in [*_PLAIN, *names])
+    rows = ((item.event_id, h, now, item.prompt_text(), *[extra.get(item.event_id, {}).get(n) for n in names],
+             doc.decode()) for item, h, doc in entries)
+    targets = ", ".join([cols, *(f'"{c}"' for c in _FROM_DOC)])
+    return pg_copy.staged_insert(
+        session, stage=stage, like=f"SELECT {cols}, NULL::jsonb AS d FROM interaction", columns=f"{cols}, d",
+        rows=rows, insert=f"INSERT INTO interaction ({targets}) SELECT {cols}, {', '.join(_FROM_DOC.values())} "
+                          f"FROM {stage} ON CONFLICT (event_id) DO NOTHING RETURNING event_id, id")

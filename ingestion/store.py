@@ -12,7 +12,7 @@ from sqlalchemy import String, any_, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from ingestion import interactions_pg
+from ingestion import interactions_pg, pg_copy
 from schemas import feedback as fb_wire
 from schemas import tables as t
 from schemas.interaction import Interaction
@@ -50,25 +50,14 @@ def _in(session: Session, column, values: list[str]):
 
 
 def _copy_insert(session: Session, table, rows: list[dict]) -> dict[str, int]:
-    """PostgreSQL: COPY into a temp staging table, then INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING.
-
-    A multi-row VALUES statement with thousands of placeholders costs psycopg more to parse than the insert itself.
-    """
-    cols = list(rows[0])
+    """PostgreSQL: the rows through a staging table (`ingestion.pg_copy`), JSON columns dumped."""
+    col_list = ", ".join(f'"{c}"' for c in rows[0])
     stage = f"_stage_{table.name}"
-    col_list = ", ".join(f'"{c}"' for c in cols)
-    raw = session.connection().connection.driver_connection
-    with raw.cursor() as cur:
-        cur.execute(f'CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS '
-                    f'SELECT {col_list} FROM "{table.name}" WITH NO DATA')
-        with cur.copy(f"COPY {stage} ({col_list}) FROM STDIN") as copy:
-            for r in rows:
-                copy.write_row([json.dumps(v) if isinstance(v, (dict, list)) else v for v in r.values()])
-        cur.execute(f'INSERT INTO "{table.name}" ({col_list}) SELECT {col_list} FROM {stage} '
-                    f'ON CONFLICT (event_id) DO NOTHING RETURNING event_id, id')
-        inserted = dict(cur.fetchall())
-        cur.execute(f"TRUNCATE {stage}")
-    return inserted
+    return pg_copy.staged_insert(
+        session, stage=stage, like=f'SELECT {col_list} FROM "{table.name}"', columns=col_list,
+        rows=([json.dumps(v) if isinstance(v, (dict, list)) else v for v in r.values()] for r in rows),
+        insert=f'INSERT INTO "{table.name}" ({col_list}) SELECT {col_list} FROM {stage} '
+               f'ON CONFLICT (event_id) DO NOTHING RETURNING event_id, id')
 
 
 def _insert_new(session: Session, table, rows: list[dict]) -> dict[str, int]:
@@ -157,8 +146,7 @@ def store_interactions(session: Session, items: list[Interaction], extra: dict[s
     now = datetime.now(timezone.utc)
     table = t.Interaction.__table__
     if _is_pg(session):
-        inserted = interactions_pg.insert(session, [(item, h, doc) for item, h, doc in seen.values()], extra or {},
-                                          now) if seen else {}
+        inserted = interactions_pg.insert(session, list(seen.values()), extra or {}, now) if seen else {}
     else:
         rows = []
         for eid, (item, h, _) in seen.items():
