@@ -111,7 +111,13 @@ class FlakyProxy:
         except OSError:
             pass
         finally:
+            # shutdown, not just close: the other direction's thread is blocked in recv on these sockets, and a
+            # close() would neither wake it nor send the FIN (PostgreSQL would keep the backend, and its locks)
             for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
                 try:
                     s.close()
                 except OSError:
