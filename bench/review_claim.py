@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import psycopg  # noqa: E402
 
 from schemas import tables as t  # noqa: E402
-from services import auth, db, review  # noqa: E402
+from services import auth, db, review, runtime  # noqa: E402
 from services.settings import Settings  # noqa: E402
 from support.review import ALL_GOOD, make_items  # noqa: E402
 
@@ -214,12 +214,16 @@ def main() -> None:
     parser.add_argument("--think-ms", type=float, default=500.0)
     parser.add_argument("--processes", type=int, default=1,
                         help="worker processes the reviewers are spread over (as `serve --workers N`)")
+    parser.add_argument("--default-gc", action="store_true",
+                        help="keep CPython's default collector settings (serve freezes the heap after start-up)")
     args = parser.parse_args()
     with scratch_postgres() as url:
         settings = Settings(database_url=url, gold_share=0.0)
         engine = db.make_engine(url)
         sessions = db.session_factory(engine)
         keys = seed(sessions, args.items, args.reviewers, args.k)
+        if not args.default_gc:
+            runtime.tune_gc()  # as `serve` does once the app is built
         paced = run_pace(url, engine, settings, keys, args.think_ms, args.processes)
         burst = run_pace(url, engine, settings, keys, 0.0, args.processes)
         engine.dispose()

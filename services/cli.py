@@ -66,11 +66,11 @@ def serve(host: str = typer.Option(None, help="Bind address (FF_HOST)."),
     n = workers or s.workers
     common = {"host": host or s.host, "port": port or s.port, "log_level": s.log_level.lower()}
     if n > 1:  # worker processes import the app themselves and read the same FF_* settings
-        uvicorn.run("services.api:create_app", factory=True, workers=n, **common)
+        uvicorn.run("services.api:served_app", factory=True, workers=n, **common)
     else:
-        from services.api import create_app
+        from services.api import served_app
 
-        uvicorn.run(create_app(s), **common)
+        uvicorn.run(served_app(s), **common)
 
 
 def main() -> None:

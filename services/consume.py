@@ -8,7 +8,7 @@ from kafka.errors import TopicAlreadyExistsError
 from prometheus_client import start_http_server
 
 from ingestion.consumer import BatchConsumer, ConsumerConfig
-from services import db, pipeline
+from services import db, pipeline, runtime
 from services.settings import Settings
 
 log = logging.getLogger("ff.consume")
@@ -57,6 +57,7 @@ def run(settings: Settings, metrics_port: int | None = None) -> None:
     loop = BatchConsumer(config(settings), db.session_factory(engine), pipeline.ingest, prepare=pipeline.prepare)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: loop.stop())
+    runtime.tune_gc()
     try:
         loop.run()
     finally:

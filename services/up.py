@@ -54,7 +54,7 @@ def run(settings: Settings, demo: bool = False) -> None:
     """Start the embedded broker (unless one is configured), the consumer, the drift worker and the API until Ctrl-C."""
     import uvicorn
 
-    from services.api import create_app
+    from services.api import served_app
 
     key = bootstrap(settings)
     children: list[subprocess.Popen] = []
@@ -81,7 +81,7 @@ def run(settings: Settings, demo: bool = False) -> None:
     if demo:
         _demo_thread(settings, f"http://{settings.host}:{settings.port}", receiver)
     try:
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+        uvicorn.run(served_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
     finally:
         for child in reversed(children):
             if child.poll() is None:

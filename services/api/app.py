@@ -5,7 +5,7 @@ import logging
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from services import db
+from services import db, runtime
 from services.api import badcases, drift, errors, health, ingest, ops, retrain
 from services.api import ops_page
 from services.api import review, ui
@@ -48,4 +48,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(retrain.router)
     app.include_router(ops_page.router)
     app.openapi = _openapi(app)
+    return app
+
+
+def served_app(settings: Settings | None = None) -> FastAPI:
+    """The app as `serve` runs it: built, then the start-up heap frozen out of the collector's way."""
+    app = create_app(settings)
+    runtime.tune_gc()
     return app

@@ -1,0 +1,22 @@
+"""Process settings for long-running service processes (API workers, the consumer).
+
+CPython's cyclic garbage collector stops every thread while it runs. A service process imports a few hundred
+thousand long-lived objects (SQLAlchemy, pydantic, FastAPI, numpy); left in the collector's oldest generation,
+each full collection walks all of them, a pause of ~100 ms measured here under 20 reviewers — longer than the
+claim-next budget. After start-up we collect once and freeze what is left (Instagram's recipe, `gc.freeze`): the
+frozen objects are never walked again, so collections only see request garbage. The young-generation threshold
+is raised so that a burst of requests does not trigger a collection every few hundred allocations.
+"""
+
+import gc
+
+GEN0_THRESHOLD = 7000  # CPython's default is 700; the older generations keep their defaults
+
+
+def tune_gc(gen0_threshold: int = GEN0_THRESHOLD) -> int:
+    """Collect, freeze the survivors of start-up, raise the young-generation threshold; the objects frozen."""
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(gen0_threshold, gen1, gen2)
+    return gc.get_freeze_count()
