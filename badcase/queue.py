@@ -11,13 +11,14 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import and_, bindparam, false, func, or_, select, true, update
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
-from badcase import claim_pg, gating, resolution, rubric_store
+from badcase import claim_pg, gating, resolution, rubric_store, submit_pg
 from badcase import rubric as rubric_mod
 from badcase.resolution import adjudicate  # noqa: F401  (part of the queue's interface)
 from badcase.review_errors import AlreadySubmitted, LeaseLost, RubricMismatch, SessionCapReached
@@ -56,8 +57,11 @@ def _claim_of(task: t.ReviewTask, resumed: bool = False, rows: tuple = ()) -> Cl
 class SubmitResult:
     """A stored submission and, when it was the k-th, the gate's decision on the item."""
 
-    submission: t.ReviewSubmission
-    badcase: t.Badcase
+    submission_id: int
+    preference: str | None  # de-randomised: original | rewrite | tie
+    badcase_id: int
+    badcase_status: str  # after the gate
+    scope: tuple[int | None, str | None]  # the item's rubric version and review batch (its agreement window)
     decision: gating.Decision | None = None
 
 
@@ -268,10 +272,7 @@ def _owned_task(session: Session, task_id: int, reviewer: t.Reviewer) -> tuple:
     if found is None:
         raise NotFound(f"no review task {task_id}")
     task, claim, badcase, current, rubric = found
-    if task.reviewer_id == reviewer.id and task.status == "submitted":
-        raise AlreadySubmitted(f"task {task_id} was submitted already")
-    if task.reviewer_id != reviewer.id or task.status != "leased" or claim is None:
-        raise LeaseLost(f"task {task_id} is not leased to you (released, or expired and taken over): claim again")
+    _check_owned(task_id, reviewer.id, task.status, task.reviewer_id, claim is not None)
     return task, claim, badcase, current, rubric
 
 
@@ -298,34 +299,74 @@ def _rubric_for(session: Session, badcase: t.Badcase, answer: Mapping[str, Any],
     return row
 
 
+def _check_owned(task_id: int, reviewer_id: int, status: str, holder_id: int | None, claimed: bool) -> None:
+    if holder_id == reviewer_id and status == "submitted":
+        raise AlreadySubmitted(f"task {task_id} was submitted already")
+    if holder_id != reviewer_id or status != "leased" or not claimed:
+        raise LeaseLost(f"task {task_id} is not leased to you (released, or expired and taken over): claim again")
+
+
+def _submission(session: Session, badcase, answer: Mapping[str, Any], loaded, *, task_id: int, ab_order: str | None,
+                reviewer_id: int, claimed_at: datetime, now: datetime) -> tuple[dict[str, Any], Any]:
+    """The submission's columns, validated against the rubric version it names, and that version."""
+    rubric = _rubric_for(session, badcase, answer, loaded)
+    errors = rubric_mod.validate_submission(rubric_store.as_dict(rubric), answer, pairwise=ab_order is not None)
+    if errors:
+        raise InvalidInput("the submission does not follow the rubric", errors)
+    preference = rubric_mod.derandomise(answer.get("preference"), ab_order)
+    gold = badcase.is_gold and isinstance(badcase.gold_answer, dict)
+    return dict(
+        task_id=task_id, badcase_id=badcase.id, reviewer_id=reviewer_id, rubric_version_id=rubric.id,
+        verdict=answer["verdict"], category=answer.get("category") if answer["verdict"] else None,
+        ratings=dict(answer.get("ratings") or {}), preference=preference, ab_order=ab_order,
+        rewrite=clean_text(answer.get("rewrite")), critique=clean_text(answer.get("critique")),
+        justification=clean_text(answer.get("justification")), is_gold=badcase.is_gold,
+        gold_correct=rubric_mod.gold_correct(badcase.gold_answer, {**answer, "preference": preference}) if gold else None,
+        duration_s=(now - aware(claimed_at)).total_seconds(), created_at=now), rubric
+
+
 def submit(session: Session, task_id: int, reviewer: t.Reviewer, answer: Mapping[str, Any], now: datetime, *,
            threshold: float = 2 / 3, policy: str = gating.ADJUDICATION) -> SubmitResult:
     """Store a reviewer's answer on a leased task and, when it is the k-th, gate the item under its row lock."""
+    if is_postgres(session):
+        return _submit_pg(session, task_id, reviewer, answer, now, threshold=threshold, policy=policy)
     task, claim, badcase, current, loaded = _owned_task(session, task_id, reviewer)
-    rubric = _rubric_for(session, badcase, answer, loaded)
-    errors = rubric_mod.validate_submission(rubric_store.as_dict(rubric), answer, pairwise=task.ab_order is not None)
-    if errors:
-        raise InvalidInput("the submission does not follow the rubric", errors)
+    values, rubric = _submission(session, badcase, answer, loaded, task_id=task.id, ab_order=task.ab_order,
+                                 reviewer_id=reviewer.id, claimed_at=claim.claimed_at, now=now)
     if not rubric.used:  # the version is now immutable in use; conditional so it is written once
         session.execute(update(t.RubricVersion).where(t.RubricVersion.id == rubric.id, t.RubricVersion.used.is_(False))
                         .values(used=True).execution_options(synchronize_session=False))
-    preference = rubric_mod.derandomise(answer.get("preference"), task.ab_order)
-    plain = {**answer, "preference": preference}
-    gold = badcase.is_gold and isinstance(badcase.gold_answer, dict)
-    row = t.ReviewSubmission(
-        task_id=task.id, badcase_id=badcase.id, reviewer_id=reviewer.id, rubric_version_id=rubric.id,
-        verdict=answer["verdict"], category=answer.get("category") if answer["verdict"] else None,
-        ratings=dict(answer.get("ratings") or {}), preference=preference, ab_order=task.ab_order,
-        rewrite=clean_text(answer.get("rewrite")), critique=clean_text(answer.get("critique")),
-        justification=clean_text(answer.get("justification")), is_gold=badcase.is_gold,
-        gold_correct=rubric_mod.gold_correct(badcase.gold_answer, plain) if gold else None,
-        duration_s=(now - aware(claim.claimed_at)).total_seconds(), created_at=now)
+    row = t.ReviewSubmission(**values)
     session.add(row)
     task.status, task.lease_expires_at = "submitted", None
     claim.outcome, claim.ended_at = "submitted", now
     _touch_session(session, reviewer.id, now, None, current)
     session.flush()
     decision = None if badcase.is_gold else resolution.gate(session, badcase.id, now, threshold, policy)
-    return SubmitResult(row, session.get(t.Badcase, badcase.id), decision)
+    return SubmitResult(row.id, row.preference, badcase.id, badcase.status,
+                        (badcase.rubric_version_id, badcase.review_batch), decision)
 
 
+def _submit_pg(session: Session, task_id: int, reviewer, answer: Mapping[str, Any], now: datetime, *,
+               threshold: float, policy: str) -> SubmitResult:
+    """`submit` on PostgreSQL: the same checks on plain rows, the writes in one statement (badcase.submit_pg)."""
+    row = submit_pg.owned(session, task_id, reviewer.id)
+    if row is None:
+        raise NotFound(f"no review task {task_id}")
+    _check_owned(task_id, reviewer.id, row.status, row.reviewer_id, row.claim_id is not None)
+    badcase = SimpleNamespace(id=row.badcase_id, is_gold=row.is_gold, gold_answer=row.gold_answer,
+                              rubric_version_id=row.rubric_version_id)
+    loaded = None if row.rubric_id is None else SimpleNamespace(
+        id=row.rubric_id, used=row.used, **{f: getattr(row, f) for f in rubric_store.FIELDS})
+    values, _ = _submission(session, badcase, answer, loaded, task_id=task_id, ab_order=row.ab_order,
+                            reviewer_id=reviewer.id, claimed_at=row.claimed_at, now=now)
+    steps = _SESSION_STEPS[session_step(row.started_at, row.last_activity_at, now, None)]
+    sub_id, count, required, status = submit_pg.store(session, values, claim_id=row.claim_id, session_steps=steps,
+                                                      session_id=row.session_id)
+    decision, status = None, status or row.badcase_status
+    if not row.is_gold:
+        decision = resolution.settle(session, row.badcase_id, count, required, status, now, threshold, policy)
+        if decision is not None:
+            status = session.get(t.Badcase, row.badcase_id).status
+    return SubmitResult(sub_id, values["preference"], row.badcase_id, status,
+                        (row.rubric_version_id, row.review_batch), decision)

@@ -128,10 +128,9 @@ def submit(sessions: sessionmaker[Session], settings: Settings, key: t.ApiKey, t
         reviewer = reviewer_for_key(session, key)
         res = queue.submit(session, task_id, reviewer, answer, now(),
                            threshold=settings.agreement_threshold, policy=settings.disagreement_policy)
-        bc = res.badcase
-        out = Submitted(res.submission.id, task_id, bc.id, res.submission.preference, bc.status,
+        out = Submitted(res.submission_id, task_id, res.badcase_id, res.preference, res.badcase_status,
                         res.decision.outcome if res.decision else None, None)
-        scope = (bc.rubric_version_id, bc.review_batch)
+        scope = res.scope
     log.info("review.submission.created", extra={"task_id": task_id, "badcase_id": out.badcase_id,
                                                  "reviewer_id": reviewer.id, "gate": out.outcome})
     if out.outcome is not None:

@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from badcase import consensus, queue, review_view, rubric_store
+from badcase.rubric import derandomise
 from badcase.review_errors import AlreadySubmitted, LeaseLost, NotInAdjudication, RubricMismatch, SessionCapReached
 from schemas import tables as t
 from schemas.errors import InvalidInput
@@ -33,7 +34,7 @@ def claim(sessions, reviewer_id, now=T0, **kw):
 def submit(sessions, reviewer_id, task_id, body, now=T0, **kw):
     with db.unit_of_work(sessions) as s:
         res = queue.submit(s, task_id, s.get(t.Reviewer, reviewer_id), body, now, **kw)
-        return res.badcase.status, (res.decision.outcome if res.decision else None)
+        return res.badcase_status, (res.decision.outcome if res.decision else None)
 
 
 def setup(sessions, n=1, reviewers=3, **kw):
@@ -238,6 +239,26 @@ def test_session_cap_then_a_break(sessions):
         claim(sessions, r1, now)
     assert exc.value.code == "session_cap_reached" and exc.value.status == 429
     assert claim(sessions, r1, now + timedelta(minutes=16)) is not None  # after a break, a new session
+
+
+def test_a_submit_after_a_break_ends_the_session_and_starts_a_new_one(sessions):
+    (item,), (r1, *_), rubric = setup(sessions, reviewers=1, k=1)
+    task = claim(sessions, r1, T0)[0]
+    later = T0 + timedelta(minutes=20)  # longer than the break that ends a session
+    assert submit(sessions, r1, task, answer(rubric), later)[0] == "resolved"
+    with db.unit_of_work(sessions) as s:
+        rows = s.scalars(select(t.ReviewSession).where(t.ReviewSession.reviewer_id == r1)
+                         .order_by(t.ReviewSession.id)).all()
+        assert [(queue.aware(r.started_at), queue.aware(r.last_activity_at), queue.aware(r.ended_at))
+                for r in rows] == [(T0, T0, T0), (later, later, None)]
+        sub = s.scalars(select(t.ReviewSubmission)).one()
+        body = answer(rubric)
+        assert sub.ab_order in ("AB", "BA") and sub.preference == derandomise(body["preference"], sub.ab_order)
+        assert (sub.duration_s, sub.ratings, sub.reviewer_id, sub.rubric_version_id) == (1200.0, body["ratings"], r1,
+                                                                                         rubric)
+        claim_row = s.scalars(select(t.ReviewClaim)).one()
+        assert (claim_row.outcome, queue.aware(claim_row.ended_at)) == ("submitted", later)
+        assert s.get(t.ReviewTask, task).status == "submitted" and s.get(t.ReviewTask, task).lease_expires_at is None
 
 
 def _review_window(sessions, revs, rubric, labels, now):
