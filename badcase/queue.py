@@ -220,7 +220,7 @@ def claim_next(session: Session, reviewer, now: datetime, lease_seconds: int, se
     if pg_fast:
         row = claim_pg.lease_slot(session, reviewer_id=reviewer.id, domains=list(reviewer.domains or []), now=now,
                                   lease_seconds=lease_seconds, ab=rng.choice(("AB", "BA")), session_steps=steps,
-                                  session_id=lk.session_id)
+                                  session_id=lk.session_id, paused_rubrics=lk.paused_rubrics)
         if row is None:
             return None
         return Claim(row.id, row.badcase_id, row.slot, row.ab_order, view=claim_pg.view_of(session, row))
