@@ -79,7 +79,18 @@ def end_to_end(bootstrap: str, topic: str, url: str, n: int, descriptors: bool, 
     engine = db.make_engine(url)
     cfg = ConsumerConfig(bootstrap_servers=bootstrap, topics={topic: "interaction"}, group_id=f"bench-{uuid.uuid4().hex[:6]}",
                          max_poll_records=1000, max_poll_interval_ms=30000, poll_timeout_ms=100)
-    loop = BatchConsumer(cfg, db.session_factory(engine), pipeline.ingest, prepare=pipeline.prepare)
+    wprof = cProfile.Profile() if profile else None
+
+    def ingest(*args, **kw):  # runs in the consumer's writer thread: its own profiler
+        if wprof is None:
+            return pipeline.ingest(*args, **kw)
+        wprof.enable()
+        try:
+            return pipeline.ingest(*args, **kw)
+        finally:
+            wprof.disable()
+
+    loop = BatchConsumer(cfg, db.session_factory(engine), ingest, prepare=pipeline.prepare)
     # Join the group and fetch before the clock starts (the raw consume figure also starts at its first record).
     first = {}
     while not first:
@@ -106,7 +117,7 @@ def end_to_end(bootstrap: str, topic: str, url: str, n: int, descriptors: bool, 
             prof.disable()
         flagging.descriptor_columns = original
         engine.dispose()
-    return n / dt, prof
+    return n / dt, (prof, wprof)
 
 
 def main() -> None:
@@ -146,10 +157,11 @@ def main() -> None:
                 print(f"run {run}: end-to-end {e2e[-1]:,.0f}/s (without descriptors {e2e_nodesc[-1]:,.0f}/s) | "
                       f"raw consume+json {raw_c[-1]:,.0f}/s | raw idempotent COPY insert {raw_i[-1]:,.0f} rows/s", flush=True)
             if a.profile:
-                _, prof = end_to_end(broker.bootstrap, topic, url, a.events, True, profile=True)
-                s = io.StringIO()
-                pstats.Stats(prof, stream=s).sort_stats(os.environ.get("SORT", "tottime")).print_stats(40)
-                print(s.getvalue())
+                _, profs = end_to_end(broker.bootstrap, topic, url, a.events, True, profile=True)
+                for name, prof in zip(("poll/decode/prepare thread", "writer thread (store, flag, commit)"), profs):
+                    s = io.StringIO()
+                    pstats.Stats(prof, stream=s).sort_stats(os.environ.get("SORT", "tottime")).print_stats(40)
+                    print(f"--- {name}\n{s.getvalue()}")
     finally:
         broker.stop()
     out = {"bench": "kafka_ingest", "events": a.events, "event_bytes": round(size), "produce_per_s": round(produce_rate),
