@@ -14,14 +14,14 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from badcase import review_view, rubric_store
-from badcase.review_rows import ACTIVE, PAUSED_RUBRIC, alternative_of
+from badcase.review_rows import PAUSED_RUBRIC, alternative_of
+from schemas.tables.badcase import REVIEW_ORDER_WHERE
 
 _LOCK = """
 SELECT r.id, r.active, r.domains,
        (SELECT tk.id FROM review_task tk WHERE tk.reviewer_id = r.id AND tk.status = 'leased'
           AND tk.lease_expires_at >= :now ORDER BY tk.id LIMIT 1) AS held_id,
-       rs.id AS session_id, rs.started_at, rs.last_activity_at,
-       (SELECT COALESCE(array_agg(rv.id), '{{}}') FROM rubric_version rv WHERE rv.status = ANY(:paused)) AS paused_rubrics
+       rs.id AS session_id, rs.started_at, rs.last_activity_at
 FROM reviewer r
 LEFT JOIN LATERAL (SELECT s.id, s.started_at, s.last_activity_at FROM review_session s
                    WHERE s.reviewer_id = r.id AND s.ended_at IS NULL ORDER BY s.id DESC LIMIT 1) rs ON true
@@ -30,9 +30,10 @@ FOR NO KEY UPDATE OF r
 """
 _LOCK_BY = {"id": text(_LOCK.format(by="id")), "api_key_id": text(_LOCK.format(by="api_key_id"))}
 # The open items in priority order: the predicate of the partial index `ix_badcase_review_order`, spelled out
-# (not a parameter) so the planner walks that index and stops at the first free slot. Paused rubric versions
-# come as ids from the reviewer lock: a NOT EXISTS on rubric_version there made the planner sort the whole queue.
-_REVIEW_ORDER = f"bc.status IN ({', '.join(repr(s) for s in ACTIVE)}) AND NOT bc.is_gold"
+# (not a parameter) so the planner walks that index and stops at the first free slot. Paused rubric versions are
+# an array the statement computes once (a NOT EXISTS per item there made the planner sort the whole queue).
+_REVIEW_ORDER = REVIEW_ORDER_WHERE.format(t="bc.")
+_PAUSED = f"ARRAY(SELECT id FROM rubric_version WHERE status IN ({', '.join(repr(s) for s in PAUSED_RUBRIC)}))"
 
 # Review-session bookkeeping, as a data-modifying CTE (it runs whether or not a slot is found, as in queue.py).
 _SESSION = {
@@ -49,7 +50,10 @@ slot AS (
   WHERE {review_order} AND (tk.status = 'open' OR (tk.status = 'leased' AND tk.lease_expires_at < :now))
     AND (:any_domain OR bc.bucket = ANY(:domains))
     AND NOT EXISTS (SELECT 1 FROM review_claim rc WHERE rc.badcase_id = bc.id AND rc.reviewer_id = :rid)
-    AND NOT (COALESCE(bc.rubric_version_id, 0) = ANY(:paused_rubrics))
+    AND NOT (COALESCE(bc.rubric_version_id, 0) = ANY({paused}))
+    -- a claim of this reviewer that the lock waited for may have leased a slot since the lock statement's snapshot
+    AND NOT EXISTS (SELECT 1 FROM review_task h WHERE h.reviewer_id = :rid AND h.status = 'leased'
+                    AND h.lease_expires_at >= :now)
   ORDER BY bc.priority DESC, bc.id, tk.slot
   LIMIT 1
   FOR NO KEY UPDATE OF tk SKIP LOCKED
@@ -92,22 +96,22 @@ _STATEMENTS: dict[tuple[str, ...], Any] = {}
 def lock_reviewer(session: Session, ref: int, now: datetime, by: str = "id"):
     """Lock the reviewer row (one reviewer's claims run one at a time) by id or API key id; the reviewer's id,
     active flag and domains, the slot they hold and their open review session (None: no such reviewer)."""
-    return session.execute(_LOCK_BY[by], {"ref": ref, "now": now, "paused": list(PAUSED_RUBRIC)}).first()
+    return session.execute(_LOCK_BY[by], {"ref": ref, "now": now}).first()
 
 
 def _statement(steps: tuple[str, ...]):
     if steps not in _STATEMENTS:
         ctes = "".join(f"session_{i} AS ({_SESSION[s]}),\n" for i, s in enumerate(steps))
-        _STATEMENTS[steps] = text(_CLAIM.format(session_ctes=ctes, review_order=_REVIEW_ORDER))
+        _STATEMENTS[steps] = text(_CLAIM.format(session_ctes=ctes, review_order=_REVIEW_ORDER, paused=_PAUSED))
     return _STATEMENTS[steps]
 
 
 def lease_slot(session: Session, *, reviewer_id: int, domains: list[str], now: datetime, lease_seconds: int,
-               ab: str, session_steps: tuple[str, ...], session_id: int | None, paused_rubrics: list[int]):
+               ab: str, session_steps: tuple[str, ...], session_id: int | None):
     """Lease the top eligible slot and record the session step; the claimed row (None when nothing waits)."""
     params = {"rid": reviewer_id, "now": now, "expires": now + timedelta(seconds=lease_seconds), "ab": ab,
               "sid": session_id, "any_domain": "*" in domains, "domains": [d for d in domains if d != "*"],
-              "paused_rubrics": list(paused_rubrics)}
+              }
     return session.execute(_statement(session_steps), params).first()
 
 

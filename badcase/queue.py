@@ -220,9 +220,10 @@ def claim_next(session: Session, reviewer, now: datetime, lease_seconds: int, se
     if pg_fast:
         row = claim_pg.lease_slot(session, reviewer_id=reviewer.id, domains=list(reviewer.domains or []), now=now,
                                   lease_seconds=lease_seconds, ab=rng.choice(("AB", "BA")), session_steps=steps,
-                                  session_id=lk.session_id, paused_rubrics=lk.paused_rubrics)
-        if row is None:
-            return None
+                                  session_id=lk.session_id)
+        if row is None:  # nothing free; or this reviewer's concurrent claim, which the lock waited for, leased one
+            again = held(session, reviewer.id, now)
+            return None if again is None else _claim_of(again, resumed=True)
         return Claim(row.id, row.badcase_id, row.slot, row.ab_order, view=claim_pg.view_of(session, row))
     found = (task, None, None, None, None) if task is not None else _open_slot(session, reviewer, now)
     if found is None:
@@ -365,8 +366,7 @@ def _submit_pg(session: Session, task_id: int, reviewer, answer: Mapping[str, An
                                                       session_id=row.session_id)
     decision, status = None, status or row.badcase_status
     if not row.is_gold:
-        decision = resolution.settle(session, row.badcase_id, count, required, status, now, threshold, policy)
-        if decision is not None:
-            status = session.get(t.Badcase, row.badcase_id).status
+        decision, status = resolution.settle(session, row.badcase_id, count, required, status, now, threshold,
+                                             policy)
     return SubmitResult(sub_id, values["preference"], row.badcase_id, status,
                         (row.rubric_version_id, row.review_batch), decision)

@@ -31,15 +31,15 @@ def gate(session: Session, badcase_id: int, now: datetime, threshold: float,
         update(bc).where(bc.id == badcase_id).values(submissions_count=bc.submissions_count + 1)
         .returning(bc.submissions_count, bc.required_reviews, bc.status)
         .execution_options(synchronize_session=False)).one()
-    return settle(session, badcase_id, count, required, status, now, threshold, policy)
+    return settle(session, badcase_id, count, required, status, now, threshold, policy)[0]
 
 
 def settle(session: Session, badcase_id: int, count: int, required: int, status: str, now: datetime,
-           threshold: float, policy: str) -> gating.Decision | None:
+           threshold: float, policy: str) -> tuple[gating.Decision | None, str]:
     """The gate after the count: when this submission was the k-th on an active item, decide it (still under the
-    row lock the count took)."""
+    row lock the count took). The decision (None: not gated now) and the item's status after it."""
     if count < required or status not in ACTIVE:
-        return None
+        return None, status
     bc = t.Badcase
     badcase = session.scalars(select(bc).where(bc.id == badcase_id).execution_options(populate_existing=True)).one()
     subs = list(session.scalars(select(t.ReviewSubmission).where(t.ReviewSubmission.badcase_id == badcase_id)
@@ -48,7 +48,7 @@ def settle(session: Session, badcase_id: int, count: int, required: int, status:
                              threshold=threshold, policy=policy)
     _apply(session, badcase, decision, subs, now)
     session.flush()
-    return decision
+    return decision, badcase.status
 
 
 def admit(session: Session, badcase: t.Badcase) -> None:

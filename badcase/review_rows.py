@@ -10,8 +10,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from schemas import tables as t
+from schemas.tables.badcase import REVIEW_OPEN
 
-ACTIVE = ("queued", "in_review")
+ACTIVE = REVIEW_OPEN  # items open for review (the partial index of claim-next is over these)
 DECIDED = ("resolved", "dismissed", "adjudication", "ambiguous")
 PAUSED_RUBRIC = ("needs_revision",)
 # The column a no-op write touches to take SQLite's write lock on a row's table (never a key: no FK checks).

@@ -47,7 +47,7 @@ done AS (UPDATE review_task SET status = 'submitted', lease_expires_at = NULL, u
 closed AS (UPDATE review_claim SET outcome = 'submitted', ended_at = :now WHERE id = :claim_id),
 used AS (UPDATE rubric_version SET used = true WHERE id = :rubric_version_id AND NOT used),
 counted AS (
-  UPDATE badcase SET submissions_count = submissions_count + 1
+  UPDATE badcase SET submissions_count = submissions_count + 1, updated_at = :now
   WHERE id = :badcase_id AND NOT :is_gold
   RETURNING submissions_count, required_reviews, status
 )

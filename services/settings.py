@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1  # uvicorn worker processes of `serve` (ingest is CPU-bound Python: one per core)
+    # API and consumer processes: freeze the start-up heap out of the garbage collector (services.runtime)
+    gc_freeze: bool = True
+    gc_gen0_threshold: int = 7000
     max_body_bytes: int = 8 * 1024 * 1024
     max_batch_items: int = 1000
     log_level: str = "INFO"

@@ -10,7 +10,8 @@ from schemas.tables.base import Base, BigId, utcnow
 BADCASE_STATUSES = ("flagged", "queued", "in_review", "resolved", "ambiguous", "adjudication", "dismissed")
 # Items open for review, in the order claim-next takes them: the claim walks this index and stops at the first
 # free slot, instead of sorting the whole queue (70 ms at 5,000 queued items, 0.4 ms along the index).
-REVIEW_ORDER_WHERE = "status IN ('queued', 'in_review') AND NOT is_gold"
+REVIEW_OPEN = ("queued", "in_review")  # statuses of items open for review (badcase.review_rows.ACTIVE)
+REVIEW_ORDER_WHERE = f"{{t}}status IN ({', '.join(repr(s) for s in REVIEW_OPEN)}) AND NOT {{t}}is_gold"  # t: alias
 
 
 class Badcase(Base):
@@ -19,7 +20,8 @@ class Badcase(Base):
     __tablename__ = "badcase"
     __table_args__ = (Index("ix_badcase_queue", "status", "priority"),
                       Index("ix_badcase_review_order", text("priority DESC"), "id",
-                            postgresql_where=text(REVIEW_ORDER_WHERE), sqlite_where=text(REVIEW_ORDER_WHERE)))
+                            postgresql_where=text(REVIEW_ORDER_WHERE.format(t="")),
+                            sqlite_where=text(REVIEW_ORDER_WHERE.format(t=""))))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     interaction_id: Mapped[int] = mapped_column(ForeignKey("interaction.id"), unique=True)

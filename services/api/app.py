@@ -54,5 +54,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def served_app(settings: Settings | None = None) -> FastAPI:
     """The app as `serve` runs it: built, then the start-up heap frozen out of the collector's way."""
     app = create_app(settings)
-    runtime.tune_gc()
+    s = app.state.settings
+    runtime.tune_gc(s.gc_gen0_threshold, enabled=s.gc_freeze)
     return app

@@ -4,19 +4,28 @@ import subprocess
 import sys
 
 CHECK = """
-import gc
+import gc, sys
 from services.api import served_app
 from services.settings import Settings
 before = gc.get_freeze_count()
-served_app(Settings(database_url="sqlite://"))
+served_app(Settings(database_url="sqlite://", **dict(a.split("=") for a in sys.argv[1:])))
 print(before, gc.get_freeze_count(), gc.get_threshold()[0], gc.get_count()[0])
 """
 
 
+def run(*settings: str) -> list[int]:
+    out = subprocess.run([sys.executable, "-c", CHECK, *settings], capture_output=True, text=True, check=True)
+    return list(map(int, out.stdout.split()))
+
+
 def test_served_app_freezes_the_startup_heap():
-    out = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, check=True).stdout.split()
-    before, frozen, gen0, young = map(int, out)
+    before, frozen, gen0, young = run()
     assert before == 0
     assert frozen > 50_000  # the imported framework, now outside the collector's walks
     assert gen0 == 7000
     assert young < 7000
+
+
+def test_the_collector_settings_can_be_turned_off_or_changed():
+    assert run("gc_freeze=false")[1:3] == [0, 700]  # CPython's defaults kept
+    assert run("gc_gen0_threshold=20000")[2] == 20000

@@ -17,9 +17,13 @@ WHERE = "status IN ('queued', 'in_review') AND NOT is_gold"
 
 
 def upgrade() -> None:
-    op.create_index('ix_badcase_review_order', 'badcase', [sa.text('priority DESC'), 'id'], unique=False,
-                    postgresql_where=sa.text(WHERE), sqlite_where=sa.text(WHERE))
+    # CONCURRENTLY (outside the migration's transaction): a live API keeps writing badcases while this builds.
+    with op.get_context().autocommit_block():
+        op.create_index('ix_badcase_review_order', 'badcase', [sa.text('priority DESC'), 'id'], unique=False,
+                        postgresql_where=sa.text(WHERE), sqlite_where=sa.text(WHERE), postgresql_concurrently=True,
+                        if_not_exists=True)
 
 
 def downgrade() -> None:
-    op.drop_index('ix_badcase_review_order', table_name='badcase')
+    with op.get_context().autocommit_block():
+        op.drop_index('ix_badcase_review_order', table_name='badcase', postgresql_concurrently=True)
