@@ -1,6 +1,7 @@
 """Kafka ingest throughput, end to end (Kafka → validate → descriptors → store in PostgreSQL, idempotent → commit),
 printed beside the raw kafka-python consume rate (json decode only) and the raw idempotent PostgreSQL insert rate
-of the same rows, in the same run. Also the same pipeline without descriptors (their share of the time).
+of the same rows, in the same run. Also the same pipeline without descriptors (their share of the time), and
+the bare validate → store path (no descriptors, no flagging): the floor of any pipeline on this consumer.
 
     .venv/bin/python bench/kafka_ingest.py [--events 100000] [--runs 3] [--profile]
 """
@@ -64,9 +65,23 @@ def raw_insert(url: str, rows: list[dict]) -> float:
     return len(rows) / dt
 
 
-def end_to_end(bootstrap: str, topic: str, url: str, n: int, descriptors: bool, profile: bool = False):
+def _store_only(session, kind, items, prepared=None):
+    from ingestion import store
+
+    return store.store_interactions(session, items, {}, deduped=prepared["deduped"] if prepared else None)
+
+
+def _dedupe_only(kind, items):
+    from ingestion import store
+
+    return {"columns": {}, "deduped": store.dedupe(items)} if items else None
+
+
+def end_to_end(bootstrap: str, topic: str, url: str, n: int, descriptors: bool, profile: bool = False,
+               store_only: bool = False):
     """The consumer's own loop (pipelined: the next batch is validated while the last one is stored) until n records
-    are stored and their offsets committed; events/s from the first record fetched."""
+    are stored and their offsets committed; events/s from the first record fetched. `store_only`: the pipeline cut
+    down to validate → store (no descriptors, no flagging)."""
     import threading
 
     from ingestion.consumer import BatchConsumer, ConsumerConfig
@@ -76,6 +91,7 @@ def end_to_end(bootstrap: str, topic: str, url: str, n: int, descriptors: bool, 
     original = flagging.descriptor_columns
     if not descriptors:
         flagging.descriptor_columns = lambda items: {}
+    run_ingest, run_prepare = (_store_only, _dedupe_only) if store_only else (pipeline.ingest, pipeline.prepare)
     engine = db.make_engine(url)
     cfg = ConsumerConfig(bootstrap_servers=bootstrap, topics={topic: "interaction"}, group_id=f"bench-{uuid.uuid4().hex[:6]}",
                          max_poll_records=1000, max_poll_interval_ms=30000, poll_timeout_ms=100)
@@ -83,14 +99,14 @@ def end_to_end(bootstrap: str, topic: str, url: str, n: int, descriptors: bool, 
 
     def ingest(*args, **kw):  # runs in the consumer's writer thread: its own profiler
         if wprof is None:
-            return pipeline.ingest(*args, **kw)
+            return run_ingest(*args, **kw)
         wprof.enable()
         try:
-            return pipeline.ingest(*args, **kw)
+            return run_ingest(*args, **kw)
         finally:
             wprof.disable()
 
-    loop = BatchConsumer(cfg, db.session_factory(engine), ingest, prepare=pipeline.prepare)
+    loop = BatchConsumer(cfg, db.session_factory(engine), ingest, prepare=run_prepare)
     # Join the group and fetch before the clock starts (the raw consume figure also starts at its first record).
     first = {}
     while not first:
@@ -148,13 +164,15 @@ def main() -> None:
         produce(broker.bootstrap, topic, values)
         produce_rate = a.events / (time.perf_counter() - t0)
         with scratch_postgres() as url:
-            raw_c, raw_i, e2e, e2e_nodesc = [], [], [], []
+            raw_c, raw_i, e2e, e2e_nodesc, bare = [], [], [], [], []
             for run in range(a.runs):
                 raw_c.append(raw_consume(broker.bootstrap, topic, a.events))
                 raw_i.append(raw_insert(url, rows))
                 e2e.append(end_to_end(broker.bootstrap, topic, url, a.events, True)[0])
                 e2e_nodesc.append(end_to_end(broker.bootstrap, topic, url, a.events, False)[0])
-                print(f"run {run}: end-to-end {e2e[-1]:,.0f}/s (without descriptors {e2e_nodesc[-1]:,.0f}/s) | "
+                bare.append(end_to_end(broker.bootstrap, topic, url, a.events, False, store_only=True)[0])
+                print(f"run {run}: end-to-end {e2e[-1]:,.0f}/s (without descriptors {e2e_nodesc[-1]:,.0f}/s; "
+                      f"validate → store only {bare[-1]:,.0f}/s) | "
                       f"raw consume+json {raw_c[-1]:,.0f}/s | raw idempotent COPY insert {raw_i[-1]:,.0f} rows/s", flush=True)
             if a.profile:
                 _, profs = end_to_end(broker.bootstrap, topic, url, a.events, True, profile=True)
@@ -166,8 +184,10 @@ def main() -> None:
         broker.stop()
     out = {"bench": "kafka_ingest", "events": a.events, "event_bytes": round(size), "produce_per_s": round(produce_rate),
            "end_to_end_per_s": round(median(e2e)), "end_to_end_without_descriptors_per_s": round(median(e2e_nodesc)),
+           "validate_store_only_per_s": round(median(bare)),
            "raw_consume_json_per_s": round(median(raw_c)), "raw_pg_idempotent_insert_per_s": round(median(raw_i)),
            "ratio_to_raw_consume": round(median(e2e) / median(raw_c), 3),
+           "validate_store_only_ratio": round(median(bare) / median(raw_c), 3),
            "descriptor_overhead": round(median(e2e_nodesc) / median(e2e) - 1, 3), "target_ratio": 0.33}
     print(json.dumps(out))
 
