@@ -99,10 +99,15 @@ def lock_reviewer(session: Session, ref: int, now: datetime, by: str = "id"):
     return session.execute(_LOCK_BY[by], {"ref": ref, "now": now}).first()
 
 
+def session_ctes(steps: tuple[str, ...]) -> str:
+    """The review-session steps as data-modifying CTEs, for the head of a `WITH` (params :now, :rid, :sid)."""
+    return "".join(f"session_{i} AS ({_SESSION[s]}),\n" for i, s in enumerate(steps))
+
+
 def _statement(steps: tuple[str, ...]):
     if steps not in _STATEMENTS:
-        ctes = "".join(f"session_{i} AS ({_SESSION[s]}),\n" for i, s in enumerate(steps))
-        _STATEMENTS[steps] = text(_CLAIM.format(session_ctes=ctes, review_order=_REVIEW_ORDER, paused=_PAUSED))
+        _STATEMENTS[steps] = text(_CLAIM.format(session_ctes=session_ctes(steps), review_order=_REVIEW_ORDER,
+                                                paused=_PAUSED))
     return _STATEMENTS[steps]
 
 
@@ -110,8 +115,7 @@ def lease_slot(session: Session, *, reviewer_id: int, domains: list[str], now: d
                ab: str, session_steps: tuple[str, ...], session_id: int | None):
     """Lease the top eligible slot and record the session step; the claimed row (None when nothing waits)."""
     params = {"rid": reviewer_id, "now": now, "expires": now + timedelta(seconds=lease_seconds), "ab": ab,
-              "sid": session_id, "any_domain": "*" in domains, "domains": [d for d in domains if d != "*"],
-              }
+              "sid": session_id, "any_domain": "*" in domains, "domains": [d for d in domains if d != "*"]}
     return session.execute(_statement(session_steps), params).first()
 
 

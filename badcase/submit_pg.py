@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, bindparam, text
 from sqlalchemy.orm import Session
 
-from badcase.claim_pg import _SESSION
+from badcase.claim_pg import session_ctes
 
 _OWNED = text("""
 SELECT tk.id, tk.status, tk.reviewer_id, tk.ab_order,
@@ -64,8 +64,8 @@ def owned(session: Session, task_id: int, reviewer_id: int):
 
 def _statement(steps: tuple[str, ...]):
     if steps not in _STATEMENTS:
-        ctes = "".join(f"session_{i} AS ({_SESSION[s]}),\n" for i, s in enumerate(steps))
-        _STATEMENTS[steps] = text(_STORE.format(session_ctes=ctes)).bindparams(bindparam("ratings", type_=JSON))
+        _STATEMENTS[steps] = text(_STORE.format(session_ctes=session_ctes(steps))).bindparams(
+            bindparam("ratings", type_=JSON))
     return _STATEMENTS[steps]
 
 

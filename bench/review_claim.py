@@ -223,7 +223,7 @@ def main() -> None:
         sessions = db.session_factory(engine)
         keys = seed(sessions, args.items, args.reviewers, args.k)
         if not args.default_gc:
-            runtime.tune_gc()  # as `serve` does once the app is built
+            runtime.tune_gc(settings)  # as `serve` does once the app is built
         paced = run_pace(url, engine, settings, keys, args.think_ms, args.processes)
         burst = run_pace(url, engine, settings, keys, 0.0, args.processes)
         engine.dispose()

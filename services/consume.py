@@ -57,7 +57,7 @@ def run(settings: Settings, metrics_port: int | None = None) -> None:
     loop = BatchConsumer(config(settings), db.session_factory(engine), pipeline.ingest, prepare=pipeline.prepare)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: loop.stop())
-    runtime.tune_gc(settings.gc_gen0_threshold, enabled=settings.gc_freeze)
+    runtime.tune_gc(settings)
     try:
         loop.run()
     finally:

@@ -12,15 +12,15 @@ Settings: `FF_GC_FREEZE` (default on) and `FF_GC_GEN0_THRESHOLD` (default 7000; 
 
 import gc
 
-GEN0_THRESHOLD = 7000  # the older generations keep their defaults
+from services.settings import Settings
 
 
-def tune_gc(gen0_threshold: int = GEN0_THRESHOLD, enabled: bool = True) -> int:
-    """Collect, freeze the survivors of start-up, raise the young-generation threshold; the objects frozen."""
-    if not enabled:
-        return gc.get_freeze_count()
-    gc.collect()
-    gc.freeze()
-    _, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(gen0_threshold, gen1, gen2)
+def tune_gc(settings: Settings) -> int:
+    """Collect, freeze the survivors of start-up, raise the young-generation threshold (the older generations keep
+    their defaults); the objects frozen. Does nothing with `gc_freeze` off."""
+    if settings.gc_freeze:
+        gc.collect()
+        gc.freeze()
+        _, gen1, gen2 = gc.get_threshold()
+        gc.set_threshold(settings.gc_gen0_threshold, gen1, gen2)
     return gc.get_freeze_count()

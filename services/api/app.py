@@ -54,6 +54,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def served_app(settings: Settings | None = None) -> FastAPI:
     """The app as `serve` runs it: built, then the start-up heap frozen out of the collector's way."""
     app = create_app(settings)
-    s = app.state.settings
-    runtime.tune_gc(s.gc_gen0_threshold, enabled=s.gc_freeze)
+    runtime.tune_gc(app.state.settings)
     return app
