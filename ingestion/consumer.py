@@ -31,7 +31,8 @@ RECORDS = Counter("ff_consumer_records_total", "Records consumed", ["kind", "out
 BATCHES = Counter("ff_consumer_batches_total", "Batches stored and committed")
 BATCH_SECONDS = Histogram("ff_consumer_batch_seconds", "Time to store and commit one batch")
 DB_RETRIES = Counter("ff_consumer_db_retries_total", "Batch store attempts that failed on the database")
-LAG = Gauge("ff_consumer_lag", "High-water mark minus the next offset to store", ["topic", "partition"])
+LAG = Gauge("ff_consumer_lag", "High-water mark minus the next offset to store", ["topic", "partition"],
+            multiprocess_mode="mostrecent")  # several member processes: the latest report of each partition
 
 # Database down or connection lost; IntegrityError only from a progress row raced by a rebalanced peer.
 RETRYABLE = (OperationalError, InterfaceError, IntegrityError)
@@ -48,7 +49,7 @@ class ConsumerConfig:
     topics: dict[str, str]  # topic -> kind ("interaction" | "feedback")
     dlq_topic: str = "ff.dlq"
     group_id: str = "feedback-factory"
-    max_poll_records: int = 500
+    max_poll_records: int = 1000
     session_timeout_ms: int = 6000
     heartbeat_interval_ms: int = 1000
     max_poll_interval_ms: int = 5000

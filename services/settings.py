@@ -33,12 +33,13 @@ class Settings(BaseSettings):
     kafka_feedback_topic: str = "ff.feedback"
     kafka_dlq_topic: str = "ff.dlq"
     kafka_group_id: str = "feedback-factory"
-    kafka_max_poll_records: int = 500
+    kafka_max_poll_records: int = 1000
     kafka_session_timeout_ms: int = 6000
     kafka_heartbeat_interval_ms: int = 1000
     kafka_max_poll_interval_ms: int = 5000
     kafka_metrics_port: int = 9108
     kafka_partitions: int = 6
+    consumer_processes: int = 0  # group members `consume` runs; 0: available CPUs + 1 (at most the partitions)
 
     # review
     reviewers_per_item: int = 3

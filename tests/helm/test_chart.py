@@ -169,6 +169,7 @@ def test_consumer_exposes_metrics_port_from_settings(chart):
     assert container["ports"] == [{"name": "metrics", "containerPort": 9108, "protocol": "TCP"}]
     assert container["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
     assert config["FF_KAFKA_METRICS_PORT"] == "9108"
+    assert config["FF_CONSUMER_PROCESSES"] == "1"  # one member per pod by default: scale with replicas
     service = one(docs, "Service", f"{FULLNAME}-consumer-metrics")
     assert service["spec"]["ports"][0]["targetPort"] == "metrics"
 
@@ -389,8 +390,12 @@ def test_network_policies_open_only_the_serving_ports(chart):
 
 
 def test_consumer_replicas_beyond_partitions_fail_rendering(chart):
-    with pytest.raises(helm.HelmRenderError, match=r"consumer.replicas \(7\) must not exceed kafka.partitions \(6\)"):
+    members = r"consumer.replicas x consumer.processes \((\d+)\) must not exceed kafka.partitions \(6\)"
+    with pytest.raises(helm.HelmRenderError, match=members.replace(r"(\d+)", "7")):
         render(chart, {"consumer": {"replicas": 7}, "kafka": {"partitions": 6}})
+    with pytest.raises(helm.HelmRenderError, match=members.replace(r"(\d+)", "8")):
+        render(chart, {"consumer": {"replicas": 4, "processes": 2}, "kafka": {"partitions": 6}})
 
-    docs = render(chart, {"consumer": {"replicas": 6}, "kafka": {"partitions": 6}})
-    assert one(docs, "Deployment", f"{FULLNAME}-consumer")["spec"]["replicas"] == 6
+    docs = render(chart, {"consumer": {"replicas": 3, "processes": 2}, "kafka": {"partitions": 6}})
+    assert one(docs, "Deployment", f"{FULLNAME}-consumer")["spec"]["replicas"] == 3
+    assert one(docs, "ConfigMap", f"{FULLNAME}-config")["data"]["FF_CONSUMER_PROCESSES"] == "2"

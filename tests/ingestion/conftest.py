@@ -47,7 +47,7 @@ class Stream:
             "FF_DATABASE_URL": self.database_url, "FF_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "FF_KAFKA_INTERACTIONS_TOPIC": self.topics["interaction"], "FF_KAFKA_FEEDBACK_TOPIC": self.topics["feedback"],
             "FF_KAFKA_DLQ_TOPIC": self.topics["dlq"], "FF_KAFKA_GROUP_ID": self.group, "FF_KAFKA_METRICS_PORT": "0",
-            "FF_KAFKA_PARTITIONS": str(PARTITIONS), "FF_LOG_LEVEL": "INFO",
+            "FF_KAFKA_PARTITIONS": str(PARTITIONS), "FF_LOG_LEVEL": "INFO", "FF_CONSUMER_PROCESSES": "1",
         })
         env.update({k: str(v) for k, v in over.items()})
         return env

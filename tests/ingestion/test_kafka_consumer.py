@@ -2,14 +2,18 @@
 
 import signal
 import socket
+import urllib.request
+from pathlib import Path
 import threading
 import time
 
+import pytest
 from sqlalchemy import func, select
 
 from schemas import tables as t
 from support.events import feedback, interaction
-from conftest import encode  # tests/ingestion/conftest.py
+from conftest import PARTITIONS, encode  # tests/ingestion/conftest.py
+from services.broker import free_port
 
 
 def stored_ids(stream) -> list[str]:
@@ -17,16 +21,33 @@ def stored_ids(stream) -> list[str]:
         return conn.execute(select(t.Interaction.event_id)).scalars().all()
 
 
-def test_sigkill_mid_stream_then_restart_stores_exactly_once(stream):
+def children(pid: int) -> set[int]:
+    """The member processes of a supervisor (multiprocessing's resource tracker is its child too)."""
+    pids = {int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    return {p for p in pids if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()}
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("processes", [1, 2], ids=["one-process", "supervisor-and-2-members"])
+def test_sigkill_mid_stream_then_restart_stores_exactly_once(stream, processes):
     n = 20_000
     stream.produce(encode([interaction(i) for i in range(n)]))
-    first = stream.start_consumer("a", FF_KAFKA_MAX_POLL_RECORDS=300)
+    first = stream.start_consumer("a", FF_KAFKA_MAX_POLL_RECORDS=300, FF_CONSUMER_PROCESSES=processes)
     stream.wait_for(lambda: stream.count() >= 4_000, what="4,000 rows before the kill")
+    members = children(first.pid) if processes > 1 else set()
+    assert len(members) == (processes if processes > 1 else 0)
     first.send_signal(signal.SIGKILL)
     first.wait()
+    stream.wait_for(lambda: not any(map(running, members)), timeout=10, what="members to die with their supervisor")
     killed_at = stream.count()
     assert killed_at < n, "the consumer finished before it could be killed mid-stream"
-    stream.start_consumer("b")
+    stream.start_consumer("b", FF_CONSUMER_PROCESSES=processes)
     stream.wait_for(lambda: stream.count() >= n and stream.all_committed(), timeout=180, what="all rows and offsets")
     ids = stored_ids(stream)
     assert len(ids) == n and len(set(ids)) == n
@@ -88,6 +109,26 @@ def test_two_consumers_share_and_take_over(stream):
     stream.wait_for(lambda: stream.count() >= n and stream.all_committed(), timeout=180, what="takeover")
     assert stream.count() == n and len(set(stored_ids(stream))) == n
     assert b.poll() is None
+
+
+def test_supervised_members_share_the_stream_and_sum_their_metrics(stream):
+    n = 3_000
+    stream.produce(encode([interaction(i) for i in range(n)]))
+    port = free_port()
+    sup = stream.start_consumer("s", FF_CONSUMER_PROCESSES=2, FF_KAFKA_METRICS_PORT=port, FF_KAFKA_MAX_POLL_RECORDS=100)
+    stream.wait_for(lambda: stream.count() >= n and stream.all_committed(), what="all rows and offsets")
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    stored = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+              if line.startswith('ff_consumer_records_total{kind="interaction",outcome="stored"}')]
+    assert stored == [n]  # one series, summed over the members
+    lag = [line for line in text.splitlines() if line.startswith("ff_consumer_lag{")]
+    assert len(lag) == PARTITIONS and all(line.endswith(" 0.0") for line in lag)  # every partition, the latest report
+    members = children(sup.pid)
+    assert len(members) == 2
+    sup.send_signal(signal.SIGTERM)  # each member finishes its batch, commits and leaves; then the supervisor exits
+    assert sup.wait(timeout=30) == 0
+    assert not any(map(running, members))
+    assert stream.count() == n and stream.all_committed()
 
 
 class FlakyProxy:

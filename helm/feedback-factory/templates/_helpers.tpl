@@ -151,8 +151,9 @@ ingest topics have partitions.
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
 {{- fail "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" }}
 {{- end }}
-{{- if and .Values.consumer.enabled (gt (int .Values.consumer.replicas) (int .Values.kafka.partitions)) }}
-{{- fail (printf "consumer.replicas (%d) must not exceed kafka.partitions (%d): a Kafka consumer group member without a partition sits idle. Lower consumer.replicas or add partitions to the ingest topics and raise kafka.partitions." (int .Values.consumer.replicas) (int .Values.kafka.partitions)) }}
+{{- $members := mul (int .Values.consumer.replicas) (max 1 (int .Values.consumer.processes)) }}
+{{- if and .Values.consumer.enabled (gt $members (int .Values.kafka.partitions)) }}
+{{- fail (printf "consumer.replicas x consumer.processes (%d) must not exceed kafka.partitions (%d): a Kafka consumer group member without a partition sits idle. Lower them or add partitions to the ingest topics and raise kafka.partitions." $members (int .Values.kafka.partitions)) }}
 {{- end }}
 {{- end }}
 
