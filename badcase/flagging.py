@@ -158,7 +158,11 @@ def fill_queue(session: Session, *, capacity: int, enqueue: Callable[[Session, t
     if slots <= 0:
         return 0
     busy = set(session.scalars(select(bc.cluster_key).where(bc.status.in_(("queued", "in_review")))))
-    flagged = session.execute(select(bc.id, bc.cluster_key, bc.priority).where(bc.status == "flagged")
+    # Rows of clusters already in review are left out in SQL: the limit would otherwise fill with a busy cluster's
+    # copies (the loop skips them) and starve everything below them.
+    waiting = bc.cluster_key.is_(None) | bc.cluster_key.not_in(
+        select(bc.cluster_key).where(bc.status.in_(("queued", "in_review")), bc.cluster_key.is_not(None)))
+    flagged = session.execute(select(bc.id, bc.cluster_key, bc.priority).where(bc.status == "flagged", waiting)
                               .order_by(bc.priority.desc(), bc.id).limit(min(max(slots * 10, 500), 5000))).all()
     order = routing.order_for_queue([{"id": i, "cluster_key": k, "priority": p} for i, k, p in flagged])
     moved = 0

@@ -78,6 +78,26 @@ def test_diversity_fills_queue_with_distinct_failures_first(app, monkeypatch):
         assert s.scalar(select(func.count()).select_from(t.ReviewTask)) == 51 * 3
 
 
+def test_a_busy_cluster_does_not_starve_lower_priority_failures(app, monkeypatch):
+    # 600 copies of one failure: one of them queued, 599 still flagged, all above the new items in priority.
+    from services.settings import Settings
+    monkeypatch.setattr(svc_flagging, "get_settings", lambda: Settings(review_capacity=0))
+    ingest(app, "interaction", [interaction(i, response=REFUSAL.format(n=i)) for i in range(600)])
+    with db.unit_of_work(app.state.sessions) as s:
+        assert svc_flagging.fill_queue(s, capacity=1) == 1
+    rng = random.Random(11)
+    vocab = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa".split()
+    ingest(app, "interaction", [interaction(2000 + i, response=" ".join(rng.choice(vocab) for _ in range(15)))
+                                for i in range(20)], exploration_share=1.0)
+    with db.unit_of_work(app.state.sessions) as s:
+        top = s.scalars(select(t.Badcase.priority).where(t.Badcase.status == "flagged")
+                        .order_by(t.Badcase.priority.desc()).limit(500)).all()
+        assert len(top) == 500 and min(top) > s.scalar(select(func.max(t.Badcase.priority))
+                                                       .where(t.Badcase.is_exploration.is_(True)))
+        assert svc_flagging.fill_queue(s, capacity=41) == 20  # the 20 new clusters, past the busy one's rows
+        assert s.scalar(select(func.count()).select_from(t.Badcase).where(t.Badcase.status == "queued")) == 21
+
+
 def test_exploration_share_within_two_points(app):
     n = 4000
     ingest(app, "interaction", [interaction(i) for i in range(n)], exploration_share=0.10)
