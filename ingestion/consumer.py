@@ -216,7 +216,7 @@ class BatchConsumer:
     def _store(self, job: _Job) -> list[dict]:
         with self.sessions() as session:
             try:
-                dead = list(job.poison)
+                dead, counts = list(job.poison), []
                 for kind, items in job.by_kind.items():
                     if kind in job.prepared:
                         outcome = self.ingest(session, kind, items, job.prepared[kind])
@@ -228,12 +228,13 @@ class BatchConsumer:
                                                    partition=rec.partition, offset=rec.offset, key=rec.key,
                                                    payload=rec.value,
                                                    error=f"event id {eid!r} was stored before with a different payload"))
-                    RECORDS.labels(kind, "stored").inc(len(outcome.stored))
-                    RECORDS.labels(kind, "duplicate").inc(len(outcome.duplicates))
+                    counts += [(kind, "stored", len(outcome.stored)), (kind, "duplicate", len(outcome.duplicates))]
                 new = deadletter.record(session, dead)
                 incidents = offsets.advance(session, self.cfg.group_id, job.batch, job.highwater.get)
                 new += deadletter.record(session, incidents)
                 session.commit()
+                for kind, outcome_name, k in counts:  # after the commit: a retried batch is counted once
+                    RECORDS.labels(kind, outcome_name).inc(k)
                 return new
             except BaseException:
                 session.rollback()

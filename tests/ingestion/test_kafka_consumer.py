@@ -1,5 +1,6 @@
 """Kafka ingestion against a real Tansu broker and PostgreSQL: nothing lost, nothing doubled."""
 
+import os
 import signal
 import socket
 import urllib.request
@@ -111,24 +112,32 @@ def test_two_consumers_share_and_take_over(stream):
     assert b.poll() is None
 
 
-def test_supervised_members_share_the_stream_and_sum_their_metrics(stream):
+def test_supervised_members_share_the_stream_restart_and_sum_their_metrics(stream):
     n = 3_000
     stream.produce(encode([interaction(i) for i in range(n)]))
     port = free_port()
     sup = stream.start_consumer("s", FF_CONSUMER_PROCESSES=2, FF_KAFKA_METRICS_PORT=port, FF_KAFKA_MAX_POLL_RECORDS=100)
     stream.wait_for(lambda: stream.count() >= n and stream.all_committed(), what="all rows and offsets")
+    members = children(sup.pid)
+    assert len(members) == 2
+    victim = min(members)
+    os.kill(victim, signal.SIGKILL)  # a member dies: the supervisor starts another in its place
+    stream.wait_for(lambda: len(children(sup.pid)) == 2 and victim not in children(sup.pid), timeout=30,
+                    what="a replacement member")
+    stream.produce(encode([interaction(i) for i in range(n, 2 * n)]))
+    stream.wait_for(lambda: stream.count() >= 2 * n and stream.all_committed(), what="the second half stored")
+    assert stream.count() == 2 * n and len(set(stored_ids(stream))) == 2 * n
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     stored = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
               if line.startswith('ff_consumer_records_total{kind="interaction",outcome="stored"}')]
-    assert stored == [n]  # one series, summed over the members
+    assert stored == [2 * n]  # one series, summed over the members, the dead one included
     lag = [line for line in text.splitlines() if line.startswith("ff_consumer_lag{")]
-    assert len(lag) == PARTITIONS and all(line.endswith(" 0.0") for line in lag)  # every partition, the latest report
+    assert len(lag) == PARTITIONS and all(line.endswith(" 0.0") for line in lag)  # every partition, latest report
     members = children(sup.pid)
-    assert len(members) == 2
     sup.send_signal(signal.SIGTERM)  # each member finishes its batch, commits and leaves; then the supervisor exits
     assert sup.wait(timeout=30) == 0
     assert not any(map(running, members))
-    assert stream.count() == n and stream.all_committed()
+    assert stream.all_committed()
 
 
 class FlakyProxy:
