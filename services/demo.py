@@ -138,8 +138,9 @@ def run(settings: Settings, *, api_url: str, say=print, train: bool = True,
         receiver, settings = start_receiver(settings)
     summary: dict = {"webhook_receiver": f"http://127.0.0.1:{receiver.server_address[1]}/"}
 
-    ref, ref_fb = demo_stream.make(N_PER_PHASE, phase="reference")
-    cur, cur_fb = demo_stream.make(N_PER_PHASE, phase="current", start=N_PER_PHASE)
+    tag = secrets.token_hex(3)  # this run's event ids: a second run on the same database is new traffic, not duplicates
+    ref, ref_fb = demo_stream.make(N_PER_PHASE, phase="reference", run=tag)
+    cur, cur_fb = demo_stream.make(N_PER_PHASE, phase="current", start=N_PER_PHASE, run=tag)
     with sessions() as s:
         base = s.scalar(select(func.count()).select_from(t.Interaction)) or 0
     say(f"demo: producing {len(ref)} healthy interactions to Kafka ...")

@@ -33,12 +33,15 @@ FLIP = "You're absolutely right, I apologize for the confusion. The answer is no
 BASE = datetime(2026, 11, 1, tzinfo=timezone.utc)
 
 
-def make(n: int, *, phase: str, start: int = 0, model_version: str = "2026-10", seed: int = 7) -> tuple[list[dict], list[dict]]:
-    """`n` interactions (and the feedback some of them get) of one phase."""
+def make(n: int, *, phase: str, start: int = 0, model_version: str = "2026-10", seed: int = 7,
+         run: str = "") -> tuple[list[dict], list[dict]]:
+    """`n` interactions (and the feedback some of them get) of one phase; `run` makes the event ids of one demo run
+    its own (a second `make run` on the same database would otherwise send only duplicates)."""
     rng = random.Random(f"{seed}-{phase}")
     drifted = phase == "current"
     p_refuse, p_flip, p_ramble = (0.10, 0.08, 0.30) if drifted else (0.02, 0.02, 0.02)
     interactions, feedback = [], []
+    pre = f"{run}-" if run else ""
     for i in range(start, start + n):
         bucket, prompt, good = PROMPTS[rng.randrange(len(PROMPTS))]
         messages = [{"role": "user", "content": prompt}]
@@ -52,10 +55,10 @@ def make(n: int, *, phase: str, start: int = 0, model_version: str = "2026-10", 
             response, failure = good + RAMBLE * rng.randint(4, 8), "ramble"
         else:
             response, failure = good + (" " + good if rng.random() < 0.3 else ""), None
-        eid = f"demo-{phase}-{i}"
+        eid = f"demo-{pre}{phase}-{i}"
         interactions.append({
             "event_id": eid, "occurred_at": (BASE + timedelta(seconds=i)).isoformat(), "app": "acme-assistant",
-            "conversation_id": f"conv-{i}", "turn": len(messages) // 2, "messages": messages, "response": response,
+            "conversation_id": f"conv-{pre}{i}", "turn": len(messages) // 2, "messages": messages, "response": response,
             "model": {"name": "acme-chat", "version": model_version}, "latency_ms": 400 + rng.random() * 800,
             "tokens": {"prompt": 20 + len(prompt) // 4, "completion": len(response) // 4},
             "consent": {"training": rng.random() < 0.9}, "metadata": {"demo_bucket": bucket, "failure": failure}})
