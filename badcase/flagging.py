@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from badcase import routing, rules
 from schemas import tables as t
+from schemas.tables.badcase import REVIEW_OPEN
 
 OPEN = ("flagged", "queued", "in_review", "adjudication")
 
@@ -153,15 +154,14 @@ def length_baselines(session: Session, *, sample: int = 20_000) -> dict[tuple[st
 def fill_queue(session: Session, *, capacity: int, enqueue: Callable[[Session, t.Badcase], None]) -> int:
     """Move flagged badcases into review within capacity: one per near-duplicate cluster, highest priority first."""
     bc = t.Badcase
-    in_queue = session.scalar(select(func.count()).select_from(bc).where(bc.status.in_(("queued", "in_review")))) or 0
+    in_queue = session.scalar(select(func.count()).select_from(bc).where(bc.status.in_(REVIEW_OPEN))) or 0
     slots = capacity - in_queue
     if slots <= 0:
         return 0
-    busy = set(session.scalars(select(bc.cluster_key).where(bc.status.in_(("queued", "in_review")))))
+    busy = set(session.scalars(select(bc.cluster_key).where(bc.status.in_(REVIEW_OPEN))))
     # Rows of clusters already in review are left out in SQL: the limit would otherwise fill with a busy cluster's
     # copies (the loop skips them) and starve everything below them.
-    waiting = bc.cluster_key.is_(None) | bc.cluster_key.not_in(
-        select(bc.cluster_key).where(bc.status.in_(("queued", "in_review")), bc.cluster_key.is_not(None)))
+    waiting = bc.cluster_key.is_(None) | bc.cluster_key.not_in(sorted(busy - {None}))
     flagged = session.execute(select(bc.id, bc.cluster_key, bc.priority).where(bc.status == "flagged", waiting)
                               .order_by(bc.priority.desc(), bc.id).limit(min(max(slots * 10, 500), 5000))).all()
     order = routing.order_for_queue([{"id": i, "cluster_key": k, "priority": p} for i, k, p in flagged])

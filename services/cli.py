@@ -1,7 +1,6 @@
 """The `feedback-factory` command line: every command reads the same FF_* settings; reports print one JSON object."""
 
 import json
-import logging
 from pathlib import Path
 
 import typer
@@ -26,7 +25,9 @@ def _echo_json(obj) -> None:
 
 
 def _setup_logging() -> None:
-    logging.basicConfig(level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from services.runtime import setup_logging
+
+    setup_logging(get_settings())
 
 
 @db_app.command("upgrade")

@@ -3,7 +3,8 @@
 One consumer process validates and stores with one core's worth of Python (the GIL), so `consume` runs
 `FF_CONSUMER_PROCESSES` group members (0: one more than the CPUs the process may use, cgroup quota included, at
 most the partition count; each member waits on PostgreSQL for part of every batch, and the extra member keeps
-the cores busy meanwhile: on 2 cores, 2 members stored 7.1-8.8k events/s, 3 members 8.8-11k, bench/kafka_ingest.py). With more than one, this process is their supervisor: it spawns them, serves their summed
+the cores busy meanwhile: on 2 cores, 2 members stored 7.1-8.8k events/s, 3 members 8.8-11k,
+bench/kafka_ingest.py). With more than one, this process is their supervisor: it spawns them, serves their summed
 metrics (prometheus_client's multiprocess mode) on the one metrics port, restarts a member that dies, and
 forwards SIGTERM so each member finishes its batch, commits and leaves the group. Members die with the
 supervisor (PR_SET_PDEATHSIG): a SIGKILLed consumer takes its members with it, as one process would.
@@ -23,7 +24,7 @@ from kafka.errors import TopicAlreadyExistsError
 from prometheus_client import start_http_server
 
 from ingestion.consumer import BatchConsumer, ConsumerConfig
-from services import db, pipeline, runtime
+from services import db, runtime
 from services.settings import Settings, get_settings
 
 log = logging.getLogger("ff.consume")
@@ -103,6 +104,8 @@ def run(settings: Settings, metrics_port: int | None = None) -> None:
 
 def consume_loop(settings: Settings, client_id: str | None = None) -> None:
     """One group member in this process until SIGTERM/SIGINT."""
+    from services import pipeline  # descriptors, rules, numpy: members need them, the supervisor does not
+
     engine = db.make_engine(settings.database_url)
     cfg = config(settings, **({"client_id": client_id} if client_id else {}))
     loop = BatchConsumer(cfg, db.session_factory(engine), pipeline.ingest, prepare=pipeline.prepare)
@@ -124,7 +127,7 @@ def _member(index: int, supervisor_pid: int) -> None:
     if os.getppid() != supervisor_pid:  # the supervisor died before prctl took effect
         os._exit(1)
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    runtime.setup_logging(settings)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the supervisor decides
     consume_loop(settings, client_id=f"feedback-factory-consumer-{index}")
 

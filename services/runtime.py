@@ -11,8 +11,16 @@ Settings: `FF_GC_FREEZE` (default on) and `FF_GC_GEN0_THRESHOLD` (default 7000; 
 """
 
 import gc
+import logging
 
 from services.settings import Settings
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def setup_logging(settings: Settings) -> None:
+    """Log lines of every service process (the CLI's commands and the consumer's member processes)."""
+    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
 
 
 def tune_gc(settings: Settings) -> int:
