@@ -104,6 +104,7 @@ def run(settings: Settings, metrics_port: int | None = None) -> None:
 
 def consume_loop(settings: Settings, client_id: str | None = None) -> None:
     """One group member in this process until SIGTERM/SIGINT."""
+    from badcase import descriptors  # noqa: F401  (imported before the heap is frozen: numpy, the lexicons)
     from services import pipeline  # descriptors, rules, numpy: members need them, the supervisor does not
 
     engine = db.make_engine(settings.database_url)
@@ -111,7 +112,7 @@ def consume_loop(settings: Settings, client_id: str | None = None) -> None:
     loop = BatchConsumer(cfg, db.session_factory(engine), pipeline.ingest, prepare=pipeline.prepare)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: loop.stop())
-    runtime.tune_gc(settings)
+    runtime.tune_gc(settings, settings.consumer_gc_gen0_threshold)
     try:
         loop.run()
     finally:

@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     # API and consumer processes: freeze the start-up heap out of the garbage collector (services.runtime)
     gc_freeze: bool = True
     gc_gen0_threshold: int = 7000
+    consumer_gc_gen0_threshold: int = 100_000  # the consumer keeps whole batches alive (`services.runtime`)
     max_body_bytes: int = 8 * 1024 * 1024
     max_batch_items: int = 1000
     log_level: str = "INFO"

@@ -29,3 +29,11 @@ def test_served_app_freezes_the_startup_heap():
 def test_the_collector_settings_can_be_turned_off_or_changed():
     assert run("gc_freeze=false")[1:3] == [0, 700]  # CPython's defaults kept
     assert run("gc_gen0_threshold=20000")[2] == 20000
+
+
+def test_consumer_members_get_their_own_young_generation_threshold():
+    code = ("import gc; from services import runtime; from services.settings import Settings; "
+            "s = Settings(database_url='sqlite://'); runtime.tune_gc(s, s.consumer_gc_gen0_threshold); "
+            "print(gc.get_freeze_count() > 0, gc.get_threshold()[0])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "100000"]
