@@ -20,7 +20,7 @@ class Interaction(Base):
     occurred_at: Mapped[datetime]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     app: Mapped[str] = mapped_column(String(200))
-    conversation_id: Mapped[str] = mapped_column(String(128), index=True)
+    conversation_id: Mapped[str] = mapped_column(String(128))
     turn: Mapped[int] = mapped_column(Integer, default=0)
     prompt: Mapped[str] = mapped_column(Text)
     messages: Mapped[list | None]
@@ -47,7 +47,7 @@ class Interaction(Base):
     is_refusal: Mapped[bool | None] = mapped_column(Boolean)
     sycophancy_marker: Mapped[bool | None] = mapped_column(Boolean)
     sycophancy_flip: Mapped[bool | None] = mapped_column(Boolean)
-    domain_bucket: Mapped[str | None] = mapped_column(String(20), index=True)
+    domain_bucket: Mapped[str | None] = mapped_column(String(20))
     rm_score: Mapped[float | None] = mapped_column(Float)
     rm_disagreement: Mapped[float | None] = mapped_column(Float)
 
