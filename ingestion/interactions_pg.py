@@ -49,7 +49,7 @@ def insert(session: Session, entries: list[tuple[object, str, bytes]], extra: di
     stage = f"_stage_interaction_{zlib.crc32(','.join(names).encode()):08x}"
     cols = ", ".join(f'"{c}"' for c in [*_PLAIN, *names])
     rows = ((item.event_id, h, now, item.prompt_text(), *map((extra.get(item.event_id) or {}).get, names),
-             doc.decode()) for item, h, doc in entries)
+             pg_copy.Utf8(doc)) for item, h, doc in entries)
     targets = ", ".join([cols, *(f'"{c}"' for c in _FROM_DOC)])
     return pg_copy.staged_insert(
         session, stage=stage, like=f"SELECT {cols}, NULL::jsonb AS d FROM interaction", columns=f"{cols}, d",

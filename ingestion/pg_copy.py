@@ -6,7 +6,22 @@ A multi-row VALUES statement with thousands of placeholders costs psycopg more t
 
 from collections.abc import Iterable, Sequence
 
+import psycopg
+from psycopg.adapt import Dumper
 from sqlalchemy.orm import Session
+
+
+class Utf8(bytes):
+    """Text already encoded as UTF-8 (a canonical JSON document): COPYed as it is. As a `str` it would be decoded
+    only to be encoded again, ~2 µs per 1 KB document with a non-ASCII character (measured)."""
+
+
+class _Utf8Dumper(Dumper):
+    def dump(self, obj: bytes) -> bytes:
+        return obj
+
+
+psycopg.adapters.register_dumper(Utf8, _Utf8Dumper)
 
 
 def staged_insert(session: Session, *, stage: str, like: str, columns: str, rows: Iterable[Sequence],

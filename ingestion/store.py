@@ -29,9 +29,14 @@ class StoreOutcome:
     linked: int = 0  # feedback rows that were waiting for these interactions
 
 
+def canonical_json(item) -> bytes:
+    """The validated payload as compact JSON in field order (what the payload hash is of)."""
+    return item.__pydantic_serializer__.to_json(item, warnings=False)
+
+
 def payload_hash(item) -> str:
     """A short stable hash of the validated payload; the same event sent twice hashes the same."""
-    return _hash(item.__pydantic_serializer__.to_json(item))
+    return _hash(canonical_json(item))
 
 
 def _hash(canonical: bytes) -> str:
@@ -87,7 +92,7 @@ def dedupe(items: list) -> Deduped:
     seen: dict[str, tuple[object, str, bytes]] = {}
     duplicates, conflicts = [], []
     for item in items:
-        canonical = item.__pydantic_serializer__.to_json(item)
+        canonical = canonical_json(item)
         h = _hash(canonical)
         prev = seen.get(item.event_id)
         if prev is None:

@@ -3,13 +3,17 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from services import auth, db
+from services import auth, db, flagging
 from services.api import create_app
 from services.settings import Settings
 
 
 @pytest.fixture
-def app(database_url):
+def app(database_url, monkeypatch):
+    # A new app starts as a new process would: no length baselines read from an earlier test's rows (cached 60 s),
+    # no queue fill just done.
+    monkeypatch.setitem(flagging._BASELINES, "at", 0.0)
+    monkeypatch.setitem(flagging._LAST_FILL, "at", 0.0)
     app = create_app(Settings(database_url=database_url))
     yield app
     app.state.engine.dispose()
