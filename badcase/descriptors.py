@@ -98,9 +98,25 @@ _FOREIGN_STOP = frozenset((
     "uma com para por mais como muito "  # pt
 ).split())
 _ENGLISH_STOP = frozenset("the and that with this for are was you have not but from they which".split())
-_UNICODE_SPACE = re.compile("[\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
 _BUCKET_NAMES = np.array(BUCKETS, dtype=object)
 _PROMPT_CHARS = 1000  # of the prompt, for the domain look
+
+
+def _unicode_space_rows(b: TextBatch) -> np.ndarray:
+    """Rows holding a non-ASCII whitespace character (str.isspace: U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028,
+    U+2029, U+202F, U+205F, U+3000), found in numpy on their UTF-8 bytes (a regex over each non-ASCII text cost
+    ~3 µs per 600-character response)."""
+    u = b.buf
+    lead = np.flatnonzero((u >= 0xC2) & (u <= 0xE3))  # lead bytes of the sequences that can encode them
+    if len(lead) == 0:
+        return lead
+    c, b1, b2 = u[lead], u[lead + 1], u[lead + 2]  # the buffer ends in 8 NULs: lead + 2 stays inside
+    hit = (((c == 0xC2) & ((b1 == 0x85) | (b1 == 0xA0)))
+           | ((c == 0xE1) & (b1 == 0x9A) & (b2 == 0x80))
+           | ((c == 0xE2) & (b1 == 0x80) & ((b2 <= 0x8A) | (b2 == 0xA8) | (b2 == 0xA9) | (b2 == 0xAF)))
+           | ((c == 0xE2) & (b1 == 0x81) & (b2 == 0x9F))
+           | ((c == 0xE3) & (b1 == 0x80) & (b2 == 0x80)))
+    return np.unique(b.rows(lead[hit]))
 
 
 def lengths(responses: list[str], _batch: TextBatch | None = None) -> dict[str, np.ndarray]:
@@ -114,9 +130,8 @@ def lengths(responses: list[str], _batch: TextBatch | None = None) -> dict[str, 
     start[0] = False
     np.greater(ws[:-1], ws[1:], out=start[1:])  # previous byte is whitespace, this one is not
     words = np.add.reduceat(start.view(np.uint8), b.starts, dtype=np.int32).astype(np.int64)
-    for i, t in enumerate(b.texts):  # str.split also splits on Unicode spaces (NBSP, U+3000, ...)
-        if not t.isascii() and _UNICODE_SPACE.search(t):
-            words[i] = len(t.split())
+    for i in _unicode_space_rows(b).tolist():  # str.split also splits on Unicode spaces (NBSP, U+3000, ...)
+        words[i] = len(b.texts[i].split())
     tokens = np.maximum(words, (b.nbytes + 3) // 4)
     return {"length_chars": chars, "length_words": words, "length_tokens": tokens}
 

@@ -41,6 +41,15 @@ def test_lengths_of_a_long_batch_match_str_split():
     assert d.lengths(texts)["length_words"].tolist() == [len(t.split()) for t in texts]
 
 
+def test_every_unicode_space_splits_words_like_str_split():
+    """Each non-ASCII character str.isspace() accepts, and non-space neighbours of its UTF-8 encoding, at any place."""
+    spaces = [chr(c) for c in range(0x80, 0x110000) if chr(c).isspace()]
+    assert len(spaces) == 19
+    near = ["\u00a1", "\u1681", "\u200b", "\u2027", "\u202a", "\u205e", "\u3001", "\u2192", "\U0001f600"]
+    texts = [f"one{c}two" for c in spaces] + [f"one{c}two" for c in near] + [f"{c}x" for c in spaces] + [f"x{c}" for c in spaces]
+    assert d.lengths(texts)["length_words"].tolist() == [len(t.split()) for t in texts]
+
+
 @pytest.mark.parametrize(("text", "marker"), [
     ("Great question! The capital is Paris.", "flattery"),
     ("What a fascinating question. Let's see.", "flattery"),
