@@ -44,3 +44,24 @@ def truncate(url: str, *tables: str) -> None:
 
 def median(xs):
     return statistics.median(xs)
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the processes on this machine, by kind: the consumer's
+    processes, PostgreSQL backends, the Tansu broker, the rest; and the machine's busy time (Linux /proc)."""
+    out = {"consume": 0.0, "postgres": 0.0, "tansu": 0.0, "other": 0.0}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # the process ended meanwhile
+            continue
+        kind = ("consume" if "services.cli consume" in cmd or "multiprocessing.spawn" in cmd
+                else "postgres" if cmd.startswith("postgres") else "tansu" if "tansu" in cmd else "other")
+        out[kind] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    with open("/proc/stat") as f:
+        ticks = list(map(int, f.readline().split()[1:]))
+    out["machine_busy"] = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # all but idle, iowait
+    return out

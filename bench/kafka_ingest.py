@@ -10,7 +10,9 @@ over the steady part of the run (rows 10 % → 90 % of the events, as stored and
 also from the first row to the last (which includes the group's join). The raw consume rate of each run is the
 mean of one measurement just before and one just after the `consume` run (the machine's speed drifts between
 minutes). The in-process single-member loop is measured from its first record fetched to its last offset handed
-to commit.
+to commit. Where the time goes: the CPU each kind of process used per stored event over the steady part (the
+consumer's processes, PostgreSQL, Tansu, the machine as a whole; from /proc), beside the raw consume's time per
+event on its one core.
 
     .venv/bin/python bench/kafka_ingest.py [--events 100000] [--runs 3] [--processes N] [--profile]
 """
@@ -24,7 +26,7 @@ import pstats
 import time
 import uuid
 
-from _common import REPO, median, scratch_postgres, truncate
+from _common import REPO, cpu_seconds, median, scratch_postgres, truncate
 from support.events import interaction
 
 
@@ -145,9 +147,11 @@ def end_to_end(bootstrap: str, topic: str, url: str, n: int, descriptors: bool, 
     return n / dt, (prof, wprof)
 
 
-def supervised(bootstrap: str, topic: str, url: str, n: int, processes: int, **env_over: str) -> tuple[float, float]:
+def supervised(bootstrap: str, topic: str, url: str, n: int, processes: int,
+               **env_over: str) -> tuple[float, float, dict[str, float]]:
     """`feedback-factory consume` with `processes` members until all n rows are stored; (steady 10 %→90 % events/s,
-    first-row-to-last events/s). Offsets are checked committed afterwards (untimed)."""
+    first-row-to-last events/s, CPU µs per event over the steady part by process kind, `_common.cpu_seconds`).
+    Offsets are checked committed afterwards (untimed)."""
     import subprocess
     import sys
 
@@ -163,6 +167,7 @@ def supervised(bootstrap: str, topic: str, url: str, n: int, processes: int, **e
     env.update(env_over)
     proc = subprocess.Popen([sys.executable, "-m", "services.cli", "consume"], env=env, cwd=str(REPO))
     marks: dict[str, float] = {}
+    cpu: dict[str, tuple[int, dict[str, float]]] = {}
     try:
         with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
             while True:  # max(id) walks the primary key; count(*) would scan the table each time
@@ -171,6 +176,7 @@ def supervised(bootstrap: str, topic: str, url: str, n: int, processes: int, **e
                 for name, share in (("first", 1 / n), ("p10", 0.1), ("p90", 0.9)):
                     if top >= share * n and name not in marks:
                         marks[name] = now
+                        cpu[name] = (top, cpu_seconds())
                 if top >= n and conn.execute("SELECT count(*) FROM interaction").fetchone()[0] == n:
                     marks["last"] = now
                     break
@@ -191,7 +197,9 @@ def supervised(bootstrap: str, topic: str, url: str, n: int, processes: int, **e
     finally:
         proc.terminate()
         proc.wait(60)
-    return 0.8 * n / (marks["p90"] - marks["p10"]), (n - 1) / (marks["last"] - marks["first"])
+    (r0, c0), (r1, c1) = cpu["p10"], cpu["p90"]
+    per_event = {k: round((c1[k] - c0[k]) / (r1 - r0) * 1e6, 1) for k in c1}
+    return 0.8 * n / (marks["p90"] - marks["p10"]), (n - 1) / (marks["last"] - marks["first"]), per_event
 
 
 def main() -> None:
@@ -227,10 +235,11 @@ def main() -> None:
         produce(broker.bootstrap, topic, values)
         produce_rate = a.events / (time.perf_counter() - t0)
         with scratch_postgres() as url:
-            raw_c, raw_i, e2e, e2e_nodesc, bare, sup, sup_all = [], [], [], [], [], [], []
+            raw_c, raw_i, e2e, e2e_nodesc, bare, sup, sup_all, cpus = [], [], [], [], [], [], [], []
             for run in range(a.runs):
                 before = raw_consume(broker.bootstrap, topic, a.events)  # raw consume on both sides of `consume`
-                steady, whole = supervised(broker.bootstrap, topic, url, a.events, a.processes)
+                steady, whole, cpu = supervised(broker.bootstrap, topic, url, a.events, a.processes)
+                cpus.append(cpu)
                 raw_c.append((before + raw_consume(broker.bootstrap, topic, a.events)) / 2)
                 sup.append(steady)
                 sup_all.append(whole)
@@ -242,6 +251,8 @@ def main() -> None:
                       f"first row to last | one process: end-to-end {e2e[-1]:,.0f}/s (without descriptors {e2e_nodesc[-1]:,.0f}/s; "
                       f"validate → store only {bare[-1]:,.0f}/s) | "
                       f"raw consume+json {raw_c[-1]:,.0f}/s | raw idempotent COPY insert {raw_i[-1]:,.0f} rows/s", flush=True)
+                print(f"       CPU µs per event (consume steady part): " + ", ".join(f"{k} {v:.0f}" for k, v in cpu.items())
+                      + f" | raw consume: {1e6 / raw_c[-1]:.0f} µs per event on one core", flush=True)
             if a.profile:
                 _, profs = end_to_end(broker.bootstrap, topic, url, a.events, True, profile=True)
                 for name, prof in zip(("poll/decode/prepare thread", "writer thread (store, flag, commit)"), profs):
@@ -261,7 +272,8 @@ def main() -> None:
            "raw_consume_json_per_s": round(median(raw_c)), "raw_pg_idempotent_insert_per_s": round(median(raw_i)),
            "one_process_ratio": round(median(e2e) / median(raw_c), 3),
            "validate_store_only_ratio": round(median(bare) / median(raw_c), 3),
-           "descriptor_overhead": round(median(e2e_nodesc) / median(e2e) - 1, 3), "target_ratio": 0.33}
+           "descriptor_overhead": round(median(e2e_nodesc) / median(e2e) - 1, 3), "target_ratio": 0.33,
+           "cpu_us_per_event": {k: median([c[k] for c in cpus]) for k in cpus[0]}}
     print(json.dumps(out))
 
 
