@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from services import cli_drift, cli_retrain, db
+from services import cli_drift, cli_retrain, db, runtime
 from services.settings import get_settings
 
 app = typer.Typer(help="Feedback Factory: production feedback and badcase monitoring for LLMs.", no_args_is_help=True)
@@ -25,9 +25,7 @@ def _echo_json(obj) -> None:
 
 
 def _setup_logging() -> None:
-    from services.runtime import setup_logging
-
-    setup_logging(get_settings())
+    runtime.setup_logging(get_settings())
 
 
 @db_app.command("upgrade")

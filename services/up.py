@@ -64,8 +64,7 @@ def run(settings: Settings, demo: bool = False) -> None:
         from services import broker
 
         server = broker.start_embedded(settings.data_dir)
-        children.append(server.process)
-        broker_proc = server.process
+        broker_proc = server.process  # stopped after the workers in `children`
         env["FF_KAFKA_BOOTSTRAP_SERVERS"] = server.bootstrap
         settings = settings.model_copy(update={"kafka_bootstrap_servers": server.bootstrap})
     receiver = None
@@ -86,8 +85,7 @@ def run(settings: Settings, demo: bool = False) -> None:
         uvicorn.run(served_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
     finally:
         # the workers first (the consumer finishes its batch, commits and leaves the group), the broker last
-        workers = [c for c in children if c is not broker_proc]
-        for group in (workers, [broker_proc] if broker_proc else []):
+        for group in (children, [broker_proc] if broker_proc else []):
             for child in group:
                 if child.poll() is None:
                     child.send_signal(signal.SIGTERM)
