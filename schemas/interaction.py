@@ -1,6 +1,6 @@
 """Wire contract (v1) of one LLM interaction as apps log it: over HTTP and as a Kafka message value."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, model_validator
 
@@ -54,6 +54,11 @@ class Verifier(WireModel):
     detail: Text | None = None
 
 
+# A reward model's score: finite and bounded (JSON would otherwise admit Infinity, and 1e154 overflows the spread
+# of the scores that the pipeline computes from them).
+RewardScore = Annotated[float, Field(allow_inf_nan=False, ge=-1e6, le=1e6)]
+
+
 class Interaction(Timestamped):
     """One model response in production with everything needed to judge and train on it."""
 
@@ -72,7 +77,7 @@ class Interaction(Timestamped):
     latency_ms: NonNegativeFloat | None = None
     tokens: TokenCounts | None = None
     consent: Consent = Consent()
-    reward_scores: dict[str, float] | None = Field(default=None, max_length=20)
+    reward_scores: dict[str, RewardScore] | None = Field(default=None, max_length=20)
     verifier: Verifier | None = None
     metadata: Metadata = {}
 

@@ -88,6 +88,11 @@ BAD = [
     # PostgreSQL text cannot hold NUL: refused up front (not a server error, nor a batch retried forever).
     (json.dumps([interaction(1), interaction(2, response="cut\x00here")]).encode(), 422, "validation_error"),
     (json.dumps(interaction(3, metadata={"note": ["ok", "\x00"]})).encode(), 422, "validation_error"),
+    # Reward scores are finite and bounded (the fuzz test found 2.7e154 overflowing their spread: a 500).
+    (json.dumps(interaction(4, reward_scores={"rm_a": 0.0, "rm_b": 2.6815615859885194e+154})).encode(), 422,
+     "validation_error"),
+    (json.dumps(interaction(5, reward_scores={"rm_a": 1.0})).replace('"rm_a": 1.0', '"rm_a": Infinity').encode(), 422,
+     "validation_error"),
 ]
 
 
